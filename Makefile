@@ -1,0 +1,27 @@
+# The two commands of the README: `make demo` and `make test`.
+# Both set up .venv on first use (tools/install_env.sh).
+VENV   ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP  := $(VENV)/.mmaff-installed
+DEPS   := tools/install_env.sh setup.py $(wildcard requirements/*.txt)
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): $(DEPS)
+	bash tools/install_env.sh
+	touch $@
+
+demo: $(STAMP)
+	$(PYTHON) tools/demo.py
+
+test: $(STAMP)
+	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check mmaff tools tests configs
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,9 @@
+"""mmaff: AFFNet (Adaptive Frequency Filters) for OpenMMLab 2.0."""
+from . import compat
+from .version import __version__
+
+compat.apply_all()
+
+from . import models  # noqa: E402  (registers AFFNet and its aliases)
+
+__all__ = ['__version__', 'compat', 'models']

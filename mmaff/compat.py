@@ -1,0 +1,208 @@
+"""Fixes for known problems of the pinned OpenMMLab stack.
+
+Each fix names the upstream problem it works around. :func:`apply_all` runs
+on ``import mmaff``; the distributed helpers are called by ``tools/train.py``
+and ``tools/test.py`` (or by anyone building a Runner by hand on CPU).
+
+F1  mmdet 3.3.0: ``SSDHead`` has no ``loss_cls`` but ``BaseDenseHead``
+    reads ``self.loss_cls`` in ``predict_by_feat``, so every SSD val/test
+    crashes with ``AttributeError`` (mmdetection#11063, #11305, unmerged).
+F2  torch >= 2.6 loads checkpoints with ``weights_only=True``; mmengine
+    0.10.7 calls ``torch.load`` without the flag, and runner checkpoints
+    (``resume`` / ``load_from``) hold mmengine objects the safe unpickler
+    rejects (mmengine#1655, fixed only after 0.10.7). We allow-list exactly
+    the globals mmengine writes instead of switching the check off.
+F3  mmengine's pytorch launcher calls ``torch.cuda.set_device``: CPU-only
+    multi-process runs die with "Found no NVIDIA driver". We start the
+    process group with gloo first; the Runner then skips its own start.
+F4  mmengine passes ``device_ids=[LOCAL_RANK]`` to DDP, which CPU modules
+    reject: the wrapper gets ``device_ids=None``.
+F5  SyncBN needs CUDA tensors: on CPU it becomes BN.
+F6  torch 2.14 deprecates DDP's ``broadcast_buffers`` (FutureWarning in
+    every run); the wrapper gets the new ``forward_sync_buffers=False``,
+    which is what mmengine's ``broadcast_buffers=False`` default meant.
+"""
+import importlib
+import importlib.abc
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from types import ModuleType
+
+import torch
+
+# --------------------------------------------------------------------------
+# Post-import hooks: patch a module when (and only if) it gets imported, so
+# that ``import mmaff`` does not pull in mmdet's whole model zoo.
+
+
+class _PatchingLoader(importlib.abc.Loader):
+
+    def __init__(self, loader: importlib.abc.Loader,
+                 hooks: list[Callable[[ModuleType], None]]) -> None:
+        self._loader = loader
+        self._hooks = hooks
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+        # Later tools (inspect, linecache) expect the real loader.
+        module.__loader__ = self._loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        for hook in self._hooks:
+            hook(module)
+
+    def __getattr__(self, name: str):
+        return getattr(self._loader, name)
+
+
+class _PostImportFinder(importlib.abc.MetaPathFinder):
+
+    def __init__(self) -> None:
+        self.hooks: dict[str, list[Callable[[ModuleType], None]]] = {}
+
+    def find_spec(self, fullname, path, target=None):
+        hooks = self.hooks.pop(fullname, None)
+        if hooks is None:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, 'find_spec'):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _PatchingLoader(spec.loader, hooks)
+                return spec
+        return None
+
+
+_FINDER = _PostImportFinder()
+
+
+def when_imported(module_name: str,
+                  hook: Callable[[ModuleType], None]) -> None:
+    """Call ``hook(module)`` now if the module is imported, else right after
+    its import."""
+    module = sys.modules.get(module_name)
+    if module is not None:
+        hook(module)
+        return
+    _FINDER.hooks.setdefault(module_name, []).append(hook)
+    if _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)
+
+
+# --------------------------------------------------------------------------
+# F1
+
+
+def _fix_ssd_head(module: ModuleType) -> None:
+    ssd_head = getattr(module, 'SSDHead', None)
+    if ssd_head is not None and not hasattr(ssd_head, 'loss_cls'):
+        # SSDHead computes its own loss; None makes BaseDenseHead's
+        # ``getattr(self.loss_cls, 'custom_cls_channels', False)`` False.
+        ssd_head.loss_cls = None
+
+
+def fix_ssd_head() -> None:
+    """F1: give mmdet's ``SSDHead`` the ``loss_cls`` attribute it lacks."""
+    when_imported('mmdet.models.dense_heads.ssd_head', _fix_ssd_head)
+
+
+# --------------------------------------------------------------------------
+# F2
+
+
+def checkpoint_safe_globals() -> list:
+    """The globals (besides torch's defaults) that mmengine 0.10.7 pickles
+    into runner checkpoints: the message hub's ``HistoryBuffer`` and the
+    numpy arrays, scalars and dtypes it and ``meta`` hold."""
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    multiarray = importlib.import_module(
+        'numpy._core.multiarray' if hasattr(np, '_core') else
+        'numpy.core.multiarray')
+    dtype_classes = [type(np.dtype(t)) for t in np.sctypeDict.values()]
+    return [
+        HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct,
+        multiarray.scalar, *sorted(set(dtype_classes), key=str)
+    ]
+
+
+def allow_mmengine_checkpoints() -> None:
+    """F2: let ``torch.load(weights_only=True)`` read runner checkpoints."""
+    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
+    if add_safe_globals is not None:
+        add_safe_globals(checkpoint_safe_globals())
+
+
+# --------------------------------------------------------------------------
+# F3-F6
+
+
+def _replace_sync_bn(cfg):
+    if isinstance(cfg, dict):
+        for key, value in cfg.items():
+            if key == 'type' and value in ('SyncBN', 'MMSyncBN'):
+                cfg[key] = 'BN'
+            else:
+                _replace_sync_bn(value)
+    elif isinstance(cfg, list | tuple):
+        for value in cfg:
+            _replace_sync_bn(value)
+
+
+def prepare_cpu_distributed(cfg, launcher: str) -> bool:
+    """F3-F6: make a multi-process Runner config work without CUDA.
+
+    Starts the gloo process group from the launcher's environment (torchrun
+    sets ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``), sets a
+    DDP wrapper config for CPU modules, and turns SyncBN into BN. Does nothing
+    for ``launcher='none'`` or when CUDA is available.
+
+    Args:
+        cfg (mmengine.Config): The config the Runner will be built from;
+            changed in place.
+        launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
+
+    Returns:
+        bool: Whether anything was changed.
+    """
+    if launcher == 'none' or torch.cuda.is_available():
+        return False
+    if launcher != 'pytorch':
+        raise ValueError(f'CPU multi-process runs support the pytorch '
+                         f'launcher (torchrun) only, got {launcher!r}')
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        missing = [
+            k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+            if k not in os.environ
+        ]
+        if missing:
+            raise RuntimeError(
+                f'launcher=pytorch needs {missing} in the environment: start '
+                'the script with torchrun (see tools/dist_train.sh)')
+        dist.init_process_group(backend='gloo')
+    env_cfg = cfg.setdefault('env_cfg', {})
+    env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or {}
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    wrapper.pop('broadcast_buffers', None)
+    wrapper.setdefault('forward_sync_buffers', False)
+    cfg['model_wrapper_cfg'] = wrapper
+    if cfg.get('sync_bn'):
+        cfg['sync_bn'] = None
+    _replace_sync_bn(cfg.get('model'))
+    return True
+
+
+def apply_all() -> None:
+    """Apply the fixes that take effect on import (F1, F2)."""
+    fix_ssd_head()
+    allow_mmengine_checkpoints()

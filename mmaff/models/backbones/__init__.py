@@ -1,0 +1,3 @@
+from .affnet import AFFNet
+
+__all__ = ['AFFNet']
