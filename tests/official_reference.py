@@ -7,6 +7,8 @@ keys), the filter as the official einsum formulation, the block order
 MLP -> filter. It is deliberately independent of mmaff's implementation so
 tests can compare the two.
 """
+import re
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -184,13 +186,17 @@ class OfficialAffNet(nn.Module):
 
 
 def read_official_keys(path):
-    """``{key: (shape, dtype, kind)}`` from an official key listing."""
+    """``{key: (shape, dtype)}`` from an official key listing; the listings
+    come as ``key<TAB>(d0,d1)<TAB>dtype<TAB>kind`` or ``key (d0, d1) dtype``.
+    """
+    pattern = re.compile(r'^(\S+)\s+\(([\d,\s]*)\)\s+(\w+)')
     keys = {}
     with open(path) as f:
         for line in f:
-            if not line.strip() or line.startswith('#'):
-                continue
-            key, shape, dtype, kind = line.rstrip('\n').split('\t')
-            dims = tuple(int(d) for d in shape.strip('()').split(',') if d)
-            keys[key] = (dims, dtype, kind)
+            match = pattern.match(line)
+            if match is None:
+                continue  # comments and the header line
+            key, shape, dtype = match.groups()
+            dims = tuple(int(d) for d in shape.split(',') if d.strip())
+            keys[key] = (dims, dtype)
     return keys

@@ -103,10 +103,21 @@ def reference_shapes(arch: str | dict) -> dict[str, torch.Size]:
     }
 
 
-def check_state_dict(state_dict: Mapping, arch: str | dict,
-                     unmapped: list[str] | None = None) -> None:
+def check_state_dict(state_dict: Mapping,
+                     arch: str | dict,
+                     unmapped: list[str] | None = None,
+                     sources: Mapping[str, str] | None = None) -> None:
     """Raise :class:`CheckpointConversionError` listing every missing,
-    unexpected or mis-shaped entry against the mmaff layout of ``arch``."""
+    unexpected or mis-shaped entry against the mmaff layout of ``arch``.
+
+    ``sources`` maps converted keys back to the source keys they came from,
+    so messages name what the user's file holds.
+    """
+    sources = sources or {}
+
+    def name(key: str) -> str:
+        return f'{sources[key]} -> {key}' if key in sources else key
+
     expected = reference_shapes(arch)
     problems = []
     if unmapped:
@@ -115,12 +126,13 @@ def check_state_dict(state_dict: Mapping, arch: str | dict,
     if missing:
         problems.append(f'missing keys: {missing}')
     unexpected = sorted(
-        k for k in state_dict
+        name(k) for k in state_dict
         if k not in expected and k not in ('head.fc.weight', 'head.fc.bias'))
     if unexpected:
         problems.append(f'unexpected keys: {unexpected}')
     mismatched = [
-        f'{k}: {tuple(state_dict[k].shape)} (expected {tuple(shape)})'
+        f'{name(k)}: {tuple(state_dict[k].shape)} (expected '
+        f'{tuple(shape)})'
         for k, shape in expected.items()
         if k in state_dict and state_dict[k].shape != shape
     ]
@@ -167,6 +179,7 @@ def convert_official_state_dict(
         check_state_dict(state_dict, arch)
         return OrderedDict(state_dict)
     converted = OrderedDict()
+    sources = {}
     unmapped = []
     for key, value in state_dict.items():
         new_key = _map_key(key)
@@ -177,5 +190,6 @@ def convert_official_state_dict(
                 f'Two source keys map to {new_key!r}')
         else:
             converted[new_key] = value
-    check_state_dict(converted, arch, unmapped)
+            sources[new_key] = key
+    check_state_dict(converted, arch, unmapped, sources)
     return converted

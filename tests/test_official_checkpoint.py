@@ -1,0 +1,207 @@
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from official_reference import (
+    OFFICIAL_KEY_FILES,
+    OfficialAffNet,
+    read_official_keys,
+)
+
+from mmaff.utils.official_checkpoint import (
+    CheckpointConversionError,
+    convert_official_state_dict,
+    infer_arch,
+)
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+KEYS_DIR = osp.join(ROOT, 'tests', 'data', 'official_keys')
+CONVERTER = osp.join(ROOT, 'tools', 'model_converters',
+                     'affnet_official_to_mmaff.py')
+ARCHS = ['et', 't', 'base']
+
+
+def official_state_dict(arch: str) -> dict[str, torch.Tensor]:
+    """A randomised official-layout state dict built from the key listing
+    alone: every tensor holds distinct values."""
+    keys = read_official_keys(osp.join(KEYS_DIR, OFFICIAL_KEY_FILES[arch]))
+    gen = torch.Generator().manual_seed(0)
+    state = {}
+    for key, (shape, dtype) in keys.items():
+        if dtype == 'int64':
+            state[key] = torch.randint(0, 1000, shape, generator=gen)
+        elif key.endswith('running_var'):
+            state[key] = torch.rand(shape, generator=gen) + 0.5
+        else:
+            state[key] = torch.randn(shape, generator=gen) * 0.1
+    return state
+
+
+def build_classifier(arch: str, num_classes: int = 1000):
+    from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')
+    channels = {'et': 576, 't': 768, 'base': 960}[arch]
+    return MODELS.build(
+        dict(
+            type='ImageClassifier',
+            backbone=dict(type='mmaff.AFFNet', arch=arch),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(
+                type='LinearClsHead',
+                num_classes=num_classes,
+                in_channels=channels)))
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_reference_model_has_official_keys(arch):
+    """The test-only transcription reproduces the official listing, so the
+    equivalence test below compares against the official structure."""
+    listing = read_official_keys(osp.join(KEYS_DIR, OFFICIAL_KEY_FILES[arch]))
+    state = OfficialAffNet(arch).state_dict()
+    assert {k: tuple(v.shape) for k, v in state.items()} == {
+        k: v[0]
+        for k, v in listing.items()
+    }
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_convert_every_tensor_lands_in_place(arch):
+    official = official_state_dict(arch)
+    converted = convert_official_state_dict(official)
+    model = build_classifier(arch)
+    model.load_state_dict(converted, strict=True)
+    assert len(converted) == len(official)
+    # Each source tensor appears exactly once, bit-identical.
+    src_ids = {tuple(v.flatten()[:8].tolist()) + (v.numel(), ) for v in
+               official.values() if v.dtype != torch.int64}
+    dst_ids = {tuple(v.flatten()[:8].tolist()) + (v.numel(), ) for v in
+               model.state_dict().values() if v.dtype != torch.int64}
+    assert src_ids == dst_ids
+    for key in ('layer_4.1.global_rep.3.filter.w1',
+                'layer_5.1.global_rep.3.weight', 'classifier.fc.bias',
+                'conv_1.block.norm.running_var'):
+        mapped = {
+            'layer_4.1.global_rep.3.filter.w1':
+            'backbone.layers.3.1.blocks.3.filter.w1',
+            'layer_5.1.global_rep.3.weight': 'backbone.layers.4.1.norm.weight',
+            'classifier.fc.bias': 'head.fc.bias',
+            'conv_1.block.norm.running_var': 'backbone.stem.bn.running_var',
+        }[key]
+        assert torch.equal(model.state_dict()[mapped], official[key])
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_converted_model_matches_official_outputs(arch):
+    torch.manual_seed(0)
+    official = OfficialAffNet(arch).eval()
+    # Perturb BN statistics and affine params so a mis-mapped norm shows.
+    with torch.no_grad():
+        for name, t in official.state_dict().items():
+            if t.is_floating_point() and 'filter' not in name:
+                t.add_(torch.rand_like(t) * 0.1)
+    model = build_classifier(arch).eval()
+    model.load_state_dict(
+        convert_official_state_dict(official.state_dict()), strict=True)
+    x = torch.rand(2, 3, 96, 80)
+    with torch.no_grad():
+        expected = official(x)
+        logits = model(x, mode='tensor')
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_wrappers_module_prefix_and_idempotence():
+    official = official_state_dict('et')
+    wrapped = {'model': {f'module.{k}': v for k, v in official.items()}}
+    converted = convert_official_state_dict(wrapped)
+    assert converted.keys() == convert_official_state_dict(official).keys()
+    again = convert_official_state_dict({'state_dict': converted})
+    assert list(again) == list(converted)
+    assert all(again[k] is converted[k] for k in converted)
+    assert infer_arch(converted) == 'et'
+
+
+def test_conversion_errors_name_the_problem():
+    official = official_state_dict('t')
+    broken = dict(official)
+    del broken['layer_3.1.global_rep.0.filter.w2']
+    broken['layer_3.1.extra.weight'] = torch.zeros(3)
+    with pytest.raises(CheckpointConversionError) as err:
+        convert_official_state_dict(broken)
+    assert 'backbone.layers.2.1.blocks.0.filter.w2' in str(err.value)
+    assert 'layer_3.1.extra.weight' in str(err.value)
+    bad_shape = dict(official)
+    bad_shape['conv_1.block.conv.weight'] = torch.zeros(16, 3, 5, 5)
+    with pytest.raises(CheckpointConversionError, match='shape mismatches'):
+        convert_official_state_dict(bad_shape)
+    with pytest.raises(CheckpointConversionError, match='match no AFFNet'):
+        convert_official_state_dict(
+            {**official, 'layer_5.0.block.red_1x1.block.conv.weight':
+             torch.zeros(200, 768, 1, 1)})
+    # an explicit arch that does not fit is reported, not silently loaded
+    with pytest.raises(CheckpointConversionError, match="arch 'et'"):
+        convert_official_state_dict(official, arch='et')
+    with pytest.raises(CheckpointConversionError, match='not a tensor'):
+        convert_official_state_dict({'epoch': 3, 'x': torch.zeros(1)})
+
+
+def run_converter(*args):
+    return subprocess.run([sys.executable, CONVERTER, *args],
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+
+
+def test_converter_cli(tmp_path):
+    src = tmp_path / 'checkpoint_ema_best.pt'
+    torch.save(official_state_dict('et'), src)
+    dst = tmp_path / 'affnet-et.pth'
+    result = run_converter(str(src), str(dst))
+    assert result.returncode == 0, result.stderr
+    assert "arch 'et'" in result.stdout and '1,436,264 parameters' in \
+        result.stdout
+    ckpt = torch.load(dst, weights_only=True)
+    assert ckpt['meta']['arch'] == 'et'
+    build_classifier('et').load_state_dict(ckpt['state_dict'], strict=True)
+    # idempotent on its own output
+    again = tmp_path / 'again.pth'
+    assert run_converter(str(dst), str(again)).returncode == 0
+    ckpt2 = torch.load(again, weights_only=True)
+    assert ckpt2['state_dict'].keys() == ckpt['state_dict'].keys()
+    # does not overwrite without --force
+    result = run_converter(str(src), str(dst))
+    assert result.returncode == 2 and 'exists' in result.stderr
+    # unreadable and mismatching inputs: non-zero exit and a clear message
+    garbage = tmp_path / 'garbage.pt'
+    garbage.write_bytes(b'not a checkpoint')
+    result = run_converter(str(garbage), str(tmp_path / 'x.pth'))
+    assert result.returncode == 1 and 'cannot read checkpoint' in \
+        result.stderr
+    partial = official_state_dict('et')
+    partial.pop('conv_1x1_exp.block.conv.weight')
+    torch.save(partial, tmp_path / 'partial.pt')
+    result = run_converter(str(tmp_path / 'partial.pt'),
+                           str(tmp_path / 'y.pth'))
+    assert result.returncode == 1
+    assert 'backbone.conv_1x1_exp.conv.weight' in result.stderr
+    assert not (tmp_path / 'y.pth').exists()
+
+
+def test_converted_backbone_loads_into_detector_backbone(tmp_path):
+    """init_cfg Pretrained with prefix backbone. (what det/seg configs use)
+    takes the stage weights of a converted classifier checkpoint."""
+    from mmaff.models import AFFNet
+    converted = convert_official_state_dict(official_state_dict('t'))
+    path = tmp_path / 'affnet-t.pth'
+    torch.save({'state_dict': converted}, path)
+    backbone = AFFNet(
+        't',
+        out_indices=(2, 3, 4),
+        init_cfg=dict(
+            type='Pretrained', checkpoint=str(path), prefix='backbone.'))
+    backbone.init_weights()
+    state = backbone.state_dict()
+    for key, value in state.items():
+        assert torch.equal(value, converted[f'backbone.{key}']), key

@@ -1,0 +1,102 @@
+"""AFFNet resolves as ``mmaff.AFFNet`` everywhere and as ``AFFNet`` under
+the mmdet, mmseg and mmpretrain default scopes."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from mmengine import Config
+from mmengine.registry import DefaultScope
+
+OFFICIAL_CLASSIFIER_PARAMS = {
+    'et': 1_436_264,
+    't': 2_654_232,
+    'base': 5_568_696,
+}
+EXP_CHANNELS = {'et': 576, 't': 768, 'base': 960}
+
+
+def write_config(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+@pytest.mark.parametrize('scope', ['mmdet', 'mmseg', 'mmpretrain'])
+@pytest.mark.parametrize('type_name', ['AFFNet', 'mmaff.AFFNet'])
+def test_backbone_from_config_in_each_scope(tmp_path, scope, type_name):
+    import importlib
+
+    from mmaff.models import AFFNet
+    path = write_config(
+        tmp_path, 'cfg.py', f"""
+        default_scope = '{scope}'
+        custom_imports = dict(imports=['mmaff'], allow_failed_imports=False)
+        backbone = dict(type='{type_name}', arch='t', out_indices=(2, 3, 4))
+        """)
+    cfg = Config.fromfile(path)
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        backbone = registry.build(cfg.backbone)
+    assert type(backbone) is AFFNet
+    assert backbone.out_indices == [2, 3, 4]
+
+
+@pytest.mark.parametrize('arch', ['et', 't', 'base'])
+def test_imagenet_classifier_has_official_parameter_count(tmp_path, arch):
+    from mmpretrain.registry import MODELS
+    path = write_config(
+        tmp_path, 'cls.py', f"""
+        default_scope = 'mmpretrain'
+        custom_imports = dict(imports=['mmaff'], allow_failed_imports=False)
+        model = dict(
+            type='ImageClassifier',
+            backbone=dict(type='AFFNet', arch='{arch}'),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=1000,
+                      in_channels={EXP_CHANNELS[arch]}))
+        """)
+    cfg = Config.fromfile(path)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg.model)
+    count = sum(p.numel() for p in model.parameters())
+    assert count == OFFICIAL_CLASSIFIER_PARAMS[arch]
+
+
+FRESH_PROCESS = """
+import json, sys
+from mmengine import Config
+from mmengine.registry import DefaultScope
+import mmdet.registry, mmseg.registry, mmpretrain.registry
+registries = {'mmdet': mmdet.registry.MODELS, 'mmseg': mmseg.registry.MODELS,
+              'mmpretrain': mmpretrain.registry.MODELS}
+results = {}
+for scope, registry in registries.items():
+    for type_name in ('AFFNet', 'mmaff.AFFNet'):
+        with DefaultScope.overwrite_default_scope(scope):
+            try:
+                model = registry.build(dict(type=type_name, arch='et'))
+                results[f'{scope}:{type_name}'] = type(model).__module__
+            except KeyError as e:
+                results[f'{scope}:{type_name}'] = 'KeyError: ' + str(e)
+print(json.dumps(results))
+"""
+
+
+def test_prefixed_name_needs_no_import_plain_name_needs_custom_imports():
+    """In a fresh process without ``custom_imports``, ``mmaff.AFFNet`` is
+    found through the scope prefix (lazy import of mmaff), while the plain
+    name is unknown: the aliases come from importing mmaff."""
+    result = subprocess.run([sys.executable, '-c', FRESH_PROCESS],
+                            capture_output=True,
+                            text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    for scope in ('mmdet', 'mmseg', 'mmpretrain'):
+        assert found[f'{scope}:mmaff.AFFNet'] == \
+            'mmaff.models.backbones.affnet'
+    # mmdet was asked first for the plain name: nothing had imported mmaff.
+    assert found['mmdet:AFFNet'].startswith('KeyError')
+    assert 'not in the mmdet::model registry' in found['mmdet:AFFNet']
