@@ -1,0 +1,55 @@
+"""The command-line entry points run as a user runs them."""
+import os.path as osp
+import subprocess
+import sys
+
+import torch
+from official_reference import OfficialAffNet
+
+import mmaff
+from mmaff.utils.official_checkpoint import convert_official_state_dict
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def run(*args, timeout=600):
+    return subprocess.run([sys.executable, *args],
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout)
+
+
+def test_demo_on_real_photos():
+    result = run('tools/demo.py', '--archs', 'et', '--repeats', '1')
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert '1,436,264 parameters' in out
+    for line in ('layer_3       (1, 64, 32, 32)  stride 8',
+                 'conv_1x1_exp  (1, 576, 8, 8)  stride 32'):
+        assert line in out
+    assert 'chelsea' in out and ' ms' in out
+
+
+def test_demo_with_converted_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    official = OfficialAffNet('et').eval()
+    path = tmp_path / 'affnet-et.pth'
+    torch.save({'state_dict': convert_official_state_dict(
+        official.state_dict())}, path)
+    result = run('tools/demo.py', '--archs', 'et', '--repeats', '1',
+                 '--checkpoint', str(path))
+    assert result.returncode == 0, result.stderr
+    assert 'top-5 class ids' in result.stdout
+    result = run('tools/demo.py', '--checkpoint', str(path))
+    assert result.returncode != 0
+    assert 'exactly one arch' in result.stderr
+
+
+def test_mim_folder_exposes_configs_and_tools():
+    mim = osp.join(osp.dirname(mmaff.__file__), '.mim')
+    for name in ('configs', 'tools'):
+        path = osp.join(mim, name)
+        assert osp.isdir(path), f'{path} missing: reinstall with pip -e .'
+        assert osp.samefile(path, osp.join(ROOT, name))
+    assert osp.isfile(osp.join(mim, 'tools', 'demo.py'))
