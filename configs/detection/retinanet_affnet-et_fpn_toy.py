@@ -1,0 +1,67 @@
+# RetinaNet-AFFNet-ET-FPN on the toy COCO-format set (see
+# ssdlite_affnet-et_toy.py).
+_base_ = './retinanet_affnet-et_fpn_coco.py'
+
+data_root = 'data/toy_coco/'
+metainfo = dict(
+    classes=('circle', 'square', 'triangle', 'star'),
+    palette=[(220, 40, 40), (40, 200, 40), (40, 60, 220), (230, 200, 30)])
+image_size = (320, 320)
+
+model = dict(bbox_head=dict(num_classes=4))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=image_size, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=image_size, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor'))
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_train.json',
+        data_prefix=dict(img='train/'),
+        filter_cfg=dict(filter_empty_gt=True, min_size=4),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_val.json',
+        data_prefix=dict(img='val/'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+test_evaluator = val_evaluator
+
+max_epochs = 30
+train_cfg = dict(max_epochs=max_epochs, val_interval=5)
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
+    clip_grad=dict(max_norm=10, norm_type=2))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=50),
+    dict(type='CosineAnnealingLR', begin=0, T_max=max_epochs,
+         end=max_epochs, by_epoch=True, eta_min=0)
+]
+default_hooks = dict(
+    logger=dict(interval=5), checkpoint=dict(interval=5, max_keep_ckpts=2))
+auto_scale_lr = dict(enable=False)

@@ -1,0 +1,46 @@
+# SSDLite-AFFNet-ET on the toy COCO-format set of
+# tools/dataset_converters/make_toy_coco.py (same model and pipeline as the
+# COCO config; 4 classes; a schedule that fits a CPU).
+_base_ = './ssdlite_affnet-et_coco.py'
+
+data_root = 'data/toy_coco/'
+metainfo = dict(
+    classes=('circle', 'square', 'triangle', 'star'),
+    palette=[(220, 40, 40), (40, 200, 40), (40, 60, 220), (230, 200, 30)])
+
+model = dict(bbox_head=dict(num_classes=4))
+
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    dataset=dict(
+        times=1,
+        dataset=dict(
+            data_root=data_root,
+            metainfo=metainfo,
+            ann_file='annotations/instances_train.json',
+            data_prefix=dict(img='train/'),
+            filter_cfg=dict(filter_empty_gt=True, min_size=4))))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_val.json',
+        data_prefix=dict(img='val/')))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+test_evaluator = val_evaluator
+
+max_epochs = 30
+train_cfg = dict(max_epochs=max_epochs, val_interval=5)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=50),
+    dict(type='CosineAnnealingLR', begin=0, T_max=max_epochs,
+         end=max_epochs, by_epoch=True, eta_min=0)
+]
+default_hooks = dict(
+    logger=dict(interval=5), checkpoint=dict(interval=5, max_keep_ckpts=2))
+auto_scale_lr = dict(enable=False)

@@ -1,0 +1,10 @@
+# SSDLite with an AFFNet-T backbone on COCO, 320x320 (see the -et config).
+_base_ = './ssdlite_affnet-et_coco.py'
+
+stage_channels = (160, 192)
+model = dict(
+    backbone=dict(arch='t'),
+    neck=dict(
+        in_channels=stage_channels,
+        out_channels=stage_channels + (512, 256, 256, 128)),
+    bbox_head=dict(in_channels=stage_channels + (512, 256, 256, 128)))
