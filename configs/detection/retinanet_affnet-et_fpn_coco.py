@@ -21,3 +21,9 @@ model = dict(
         if pretrained else None),
     # P3-P5 from the backbone, P6-P7 from extra convs on C5
     neck=dict(in_channels=stage_channels, start_level=0, num_outs=5))
+
+# CocoDataset plus checks that turn inconsistent annotation files into clear
+# errors (mmaff/datasets/coco.py)
+train_dataloader = dict(dataset=dict(type='mmaff.CheckedCocoDataset'))
+val_dataloader = dict(dataset=dict(type='mmaff.CheckedCocoDataset'))
+test_dataloader = val_dataloader

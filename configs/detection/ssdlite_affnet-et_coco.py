@@ -26,3 +26,10 @@ model = dict(
         in_channels=stage_channels,
         out_channels=stage_channels + (512, 256, 256, 128)),
     bbox_head=dict(in_channels=stage_channels + (512, 256, 256, 128)))
+
+# CocoDataset plus checks that turn inconsistent annotation files into clear
+# errors (mmaff/datasets/coco.py)
+train_dataloader = dict(
+    dataset=dict(dataset=dict(type='mmaff.CheckedCocoDataset')))
+val_dataloader = dict(dataset=dict(type='mmaff.CheckedCocoDataset'))
+test_dataloader = val_dataloader

@@ -1,0 +1,3 @@
+from .coco import CheckedCocoDataset
+
+__all__ = ['CheckedCocoDataset']
