@@ -11,7 +11,10 @@ F2  torch >= 2.6 loads checkpoints with ``weights_only=True``; mmengine
     0.10.7 calls ``torch.load`` without the flag, and runner checkpoints
     (``resume`` / ``load_from``) hold mmengine objects the safe unpickler
     rejects (mmengine#1655, fixed only after 0.10.7). We allow-list exactly
-    the globals mmengine writes instead of switching the check off.
+    the globals mmengine writes instead of switching the check off. Pickle
+    protocol 2 stores ``HistoryBuffer.min`` (its ``statistics_methods``) as
+    ``getattr(HistoryBuffer, 'min')``: ``builtins.getattr`` is mapped to a
+    stand-in that only returns those four methods, never the real getattr.
 F3  mmengine's pytorch launcher calls ``torch.cuda.set_device``: CPU-only
     multi-process runs die with "Found no NVIDIA driver". We start the
     process group with gloo first; the Runner then skips its own start.
@@ -20,12 +23,16 @@ F4  mmengine passes ``device_ids=[LOCAL_RANK]`` to DDP, which CPU modules
 F5  SyncBN needs CUDA tensors: on CPU it becomes BN.
 F6  torch 2.14 deprecates DDP's ``broadcast_buffers`` (FutureWarning in
     every run); the wrapper gets the new ``forward_sync_buffers=False``,
-    which is what mmengine's ``broadcast_buffers=False`` default meant.
+    which is what mmengine's ``broadcast_buffers=False`` default meant for
+    the forward passes (buffers are now also synced once at init, a no-op
+    for the identically seeded ranks mmengine builds). A
+    ``broadcast_buffers`` in ``model_wrapper_cfg`` keeps its value.
 """
 import importlib
 import importlib.abc
 import importlib.util
 import os
+import pickle
 import sys
 from collections.abc import Callable
 from types import ModuleType
@@ -39,10 +46,8 @@ import torch
 
 class _PatchingLoader(importlib.abc.Loader):
 
-    def __init__(self, loader: importlib.abc.Loader,
-                 hooks: list[Callable[[ModuleType], None]]) -> None:
+    def __init__(self, loader: importlib.abc.Loader) -> None:
         self._loader = loader
-        self._hooks = hooks
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
@@ -53,7 +58,9 @@ class _PatchingLoader(importlib.abc.Loader):
         module.__loader__ = self._loader
         if module.__spec__ is not None:
             module.__spec__.loader = self._loader
-        for hook in self._hooks:
+        # Taken only now: a spec found without an import (e.g. by
+        # ``importlib.util.find_spec``) must leave the hooks in place.
+        for hook in _FINDER.hooks.pop(module.__name__, []):
             hook(module)
 
     def __getattr__(self, name: str):
@@ -66,15 +73,14 @@ class _PostImportFinder(importlib.abc.MetaPathFinder):
         self.hooks: dict[str, list[Callable[[ModuleType], None]]] = {}
 
     def find_spec(self, fullname, path, target=None):
-        hooks = self.hooks.pop(fullname, None)
-        if hooks is None:
+        if fullname not in self.hooks:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, 'find_spec'):
                 continue
             spec = finder.find_spec(fullname, path, target)
             if spec is not None and spec.loader is not None:
-                spec.loader = _PatchingLoader(spec.loader, hooks)
+                spec.loader = _PatchingLoader(spec.loader)
                 return spec
         return None
 
@@ -116,10 +122,34 @@ def fix_ssd_head() -> None:
 # F2
 
 
+# HistoryBuffer's default statistics methods; mmengine 0.10.7 registers no
+# others.
+_HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_method(obj, name):
+    """Stand-in for ``builtins.getattr`` in ``weights_only`` loads.
+
+    Pickle protocol 2 (``torch.save``'s default) writes a method such as
+    ``HistoryBuffer.min`` as ``getattr(HistoryBuffer, 'min')``. Only those
+    lookups are answered; any other use of ``getattr`` in a checkpoint is
+    rejected as the safe unpickler would reject an unknown global.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'getattr({obj!r}, {name!r}) is not allowed in weights_only loads: '
+        f'mmaff only allows getattr(HistoryBuffer, name) for name in '
+        f'{_HISTORY_BUFFER_METHODS}')
+
+
 def checkpoint_safe_globals() -> list:
     """The globals (besides torch's defaults) that mmengine 0.10.7 pickles
-    into runner checkpoints: the message hub's ``HistoryBuffer`` and the
-    numpy arrays, scalars and dtypes it and ``meta`` hold."""
+    into runner checkpoints: the message hub's ``HistoryBuffer`` with its
+    statistics methods and the numpy arrays, scalars and dtypes it and
+    ``meta`` hold. ``builtins.getattr`` is not among them: its name maps to
+    :func:`_history_buffer_method`."""
     import numpy as np
     from mmengine.logging.history_buffer import HistoryBuffer
 
@@ -128,8 +158,9 @@ def checkpoint_safe_globals() -> list:
         'numpy.core.multiarray')
     dtype_classes = [type(np.dtype(t)) for t in np.sctypeDict.values()]
     return [
-        HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct,
-        multiarray.scalar, *sorted(set(dtype_classes), key=str)
+        HistoryBuffer, (_history_buffer_method, 'builtins.getattr'),
+        np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar,
+        *sorted(set(dtype_classes), key=str)
     ]
 
 
@@ -188,13 +219,19 @@ def prepare_cpu_distributed(cfg, launcher: str) -> bool:
                 f'launcher=pytorch needs {missing} in the environment: start '
                 'the script with torchrun (see tools/dist_train.sh)')
         dist.init_process_group(backend='gloo')
-    env_cfg = cfg.setdefault('env_cfg', {})
-    env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    # Filled in and stored back: ``Config.setdefault`` stores a converted
+    # copy of a missing default, so edits to the dict it returns are lost.
+    env_cfg = cfg.get('env_cfg') or {}
+    dist_cfg = env_cfg.get('dist_cfg') or {}
+    dist_cfg['backend'] = 'gloo'
+    env_cfg['dist_cfg'] = dist_cfg
+    cfg['env_cfg'] = env_cfg
     wrapper = cfg.get('model_wrapper_cfg') or {}
     wrapper.setdefault('type', 'MMDistributedDataParallel')
     wrapper['device_ids'] = None
-    wrapper.pop('broadcast_buffers', None)
-    wrapper.setdefault('forward_sync_buffers', False)
+    # Keep the meaning of a ``broadcast_buffers`` the config asks for.
+    broadcast_buffers = wrapper.pop('broadcast_buffers', None)
+    wrapper.setdefault('forward_sync_buffers', bool(broadcast_buffers))
     cfg['model_wrapper_cfg'] = wrapper
     if cfg.get('sync_bn'):
         cfg['sync_bn'] = None
