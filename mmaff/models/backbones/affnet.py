@@ -9,7 +9,22 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmaff.registry import MODELS
 
-from ..layers import AFFBlock, InvertedResidual
+from ..layers import AdaptiveFrequencyFilter, AFFBlock, InvertedResidual
+
+
+def switch_dft_mode(model: nn.Module, dft_mode: str) -> int:
+    """Set the DFT mode (``'fft'`` or ``'matmul'``) of every AFF filter in
+    ``model`` (a backbone, detector, segmentor or classifier).
+
+    Returns:
+        int: The number of filters switched.
+    """
+    filters = [
+        m for m in model.modules() if isinstance(m, AdaptiveFrequencyFilter)
+    ]
+    for module in filters:
+        module.set_dft_mode(dft_mode)
+    return len(filters)
 
 
 @MODELS.register_module()
@@ -315,6 +330,19 @@ class AFFNet(BaseModule):
             module.eval()
             for param in module.parameters():
                 param.requires_grad = False
+
+    def switch_to_deploy(self, dft_mode: str = 'matmul') -> None:
+        """Select how every AFF filter computes its DFTs.
+
+        ``'matmul'`` turns the FFTs into real matrix products (exact; no
+        complex tensors or FFT ops), which export to ONNX runtimes without
+        ``DFT``; ``'fft'`` restores torch.fft. Weights are untouched, so the
+        switch can be made on a trained or converted model at any time.
+
+        Args:
+            dft_mode (str): ``'matmul'`` or ``'fft'``.
+        """
+        switch_dft_mode(self, dft_mode)
 
     def train(self, mode: bool = True) -> 'AFFNet':
         super().train(mode)

@@ -1,4 +1,6 @@
 """The adaptive frequency filter (AFF) token mixer."""
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -45,6 +47,8 @@ class AdaptiveFrequencyFilter(BaseModule):
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
+    dft_modes = ('fft', 'matmul')
+
     def __init__(self,
                  channels: int,
                  num_groups: int = 8,
@@ -73,6 +77,8 @@ class AdaptiveFrequencyFilter(BaseModule):
         self.w2 = nn.Parameter(init_std * torch.randn(2, g, h, b))
         self.b2 = nn.Parameter(init_std * torch.randn(2, g, b))
         self.act = build_activation_layer(act_cfg)
+        self.dft_mode = 'fft'
+        self._dft_cache: dict = {}
 
     @staticmethod
     def _real_conv_params(weight: torch.Tensor, bias: torch.Tensor,
@@ -106,27 +112,78 @@ class AdaptiveFrequencyFilter(BaseModule):
         # CPU), so everything below float64 is filtered in float32.
         return torch.float64 if dtype == torch.float64 else torch.float32
 
-    def _spectrum_and_mask(
-            self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the ortho-normalised half spectrum of ``x`` and the mask,
-        both complex of shape (N, C, H, W // 2 + 1)."""
-        n, c, h, _ = x.shape
+    def _complex_mlp(self, re: torch.Tensor,
+                     im: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real and imaginary parts of the mask from those of the spectrum,
+        all of shape (N, C, H, Wf)."""
+        n, c, h, wf = re.shape
         g, b = self.num_groups, self.group_channels
-        spec = torch.fft.rfft2(x, norm='ortho')
-        wf = spec.shape[-1]
-        # (N, C, H, Wf, 2) -> (N, G, 2, b, H, Wf): real and imaginary parts of
-        # each group stacked as channels for the grouped convolutions.
-        stacked = torch.view_as_real(spec).view(n, g, b, h, wf, 2)
-        stacked = stacked.permute(0, 1, 5, 2, 3, 4).reshape(
-            n, g * 2 * b, h, wf)
-        w1, b1 = self._real_conv_params(self.w1, self.b1, x.dtype)
-        w2, b2 = self._real_conv_params(self.w2, self.b2, x.dtype)
+        # Real and imaginary parts of each group stacked as channels of the
+        # grouped convolutions: (N, G, 2, b, H, Wf).
+        stacked = torch.stack(
+            [re.reshape(n, g, b, h, wf),
+             im.reshape(n, g, b, h, wf)], dim=2).reshape(n, 2 * c, h, wf)
+        w1, b1 = self._real_conv_params(self.w1, self.b1, re.dtype)
+        w2, b2 = self._real_conv_params(self.w2, self.b2, re.dtype)
         hidden = self.act(F.conv2d(stacked, w1, b1, groups=g))
         mask = F.conv2d(hidden, w2, b2, groups=g)
         mask = F.softshrink(mask, self.sparsity_threshold)
         mask = mask.view(n, g, 2, b, h, wf)
-        mask = torch.complex(mask[:, :, 0], mask[:, :, 1]).reshape(n, c, h, wf)
-        return spec, mask
+        return (mask[:, :, 0].reshape(n, c, h, wf),
+                mask[:, :, 1].reshape(n, c, h, wf))
+
+    def _spectrum_and_mask(
+            self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the ortho-normalised half spectrum of ``x`` and the mask,
+        both complex of shape (N, C, H, W // 2 + 1)."""
+        spec = torch.fft.rfft2(x, norm='ortho')
+        mask_re, mask_im = self._complex_mlp(spec.real, spec.imag)
+        return spec, torch.complex(mask_re, mask_im)
+
+    def _dft_matrices(self, h: int, w: int, dtype: torch.dtype,
+                      device: torch.device) -> tuple[torch.Tensor, ...]:
+        """Real matrices of the ortho-normalised 2-D real DFT and its inverse
+        for an ``h x w`` map, cached per size, dtype and device."""
+        key = (h, w, dtype, device)
+        if key not in self._dft_cache:
+            wf = w // 2 + 1
+            f64 = dict(dtype=torch.float64, device=device)
+            ang_w = 2 * math.pi * torch.outer(
+                torch.arange(w, **f64), torch.arange(wf, **f64)) / w
+            ang_h = 2 * math.pi * torch.outer(
+                torch.arange(h, **f64), torch.arange(h, **f64)) / h
+            # c2r: the bins other than DC and Nyquist stand for a conjugate
+            # pair; the imaginary parts of DC and Nyquist are ignored.
+            weight = torch.full((wf, 1), 2., **f64)
+            weight[0] = 1.
+            if w % 2 == 0:
+                weight[-1] = 1.
+            mats = (
+                ang_w.cos() / math.sqrt(w),  # x -> real part along W
+                ang_w.sin() / math.sqrt(w),  # x -> -imaginary part
+                ang_h.cos() / math.sqrt(h),  # complex DFT along H
+                ang_h.sin() / math.sqrt(h),
+                weight * ang_w.T.cos() / math.sqrt(w),  # inverse along W
+                weight * ang_w.T.sin() / math.sqrt(w),
+            )
+            self._dft_cache[key] = tuple(m.to(dtype) for m in mats)
+        return self._dft_cache[key]
+
+    def _filter_matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """The filter with the DFTs as real matrix products (no complex
+        tensors, no FFT op): exports to any ONNX runtime."""
+        h, w = x.shape[-2:]
+        cw, sw, ch, sh, icw, isw = self._dft_matrices(h, w, x.dtype,
+                                                      x.device)
+        # rfft along W, then the complex DFT along H
+        rw, iw = x @ cw, -(x @ sw)
+        re, im = ch @ rw + sh @ iw, ch @ iw - sh @ rw
+        mask_re, mask_im = self._complex_mlp(re, im)
+        y_re = mask_re * re - mask_im * im
+        y_im = mask_re * im + mask_im * re
+        # inverse complex DFT along H, then the c2r transform along W
+        z_re, z_im = ch @ y_re - sh @ y_im, ch @ y_im + sh @ y_re
+        return z_re @ icw - z_im @ isw
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
         """The adaptive frequency mask for ``x``.
@@ -161,11 +218,25 @@ class AdaptiveFrequencyFilter(BaseModule):
         h, w = x.shape[-2:]
         with torch.autocast(device_type=x.device.type, enabled=False):
             xc = x.to(self._compute_dtype(x.dtype))
-            spec, mask = self._spectrum_and_mask(xc)
-            # s=(h, w) restores odd widths that rfft2 cannot encode.
-            out = torch.fft.irfft2(mask * spec, s=(h, w), norm='ortho')
+            if self.dft_mode == 'matmul':
+                out = self._filter_matmul(xc)
+            else:
+                spec, mask = self._spectrum_and_mask(xc)
+                # s=(h, w) restores odd widths that rfft2 cannot encode.
+                out = torch.fft.irfft2(mask * spec, s=(h, w), norm='ortho')
         return out.to(x.dtype) + x
+
+    def set_dft_mode(self, mode: str) -> None:
+        """Compute the DFTs with ``'fft'`` (torch.fft, the default) or
+        ``'matmul'`` (real matrix products, for runtimes without an FFT op
+        such as ONNX without ``DFT``; exact, but O(N^1.5) per map instead
+        of O(N log N))."""
+        if mode not in self.dft_modes:
+            raise ValueError(
+                f'Unknown DFT mode {mode!r}; choose from {self.dft_modes}')
+        self.dft_mode = mode
 
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, num_groups={self.num_groups}, '
-                f'sparsity_threshold={self.sparsity_threshold}')
+                f'sparsity_threshold={self.sparsity_threshold}, '
+                f'dft_mode={self.dft_mode}')

@@ -1,0 +1,100 @@
+"""The matmul DFT path and ONNX export (tools/deployment/export_onnx.py)."""
+import os.path as osp
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from mmaff.models import AFFNet, switch_dft_mode
+from mmaff.models.layers import AdaptiveFrequencyFilter
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CLASSIFIER_CFG = textwrap.dedent("""
+    default_scope = 'mmpretrain'
+    custom_imports = dict(imports=['mmaff'], allow_failed_imports=False)
+    model = dict(
+        type='ImageClassifier',
+        backbone=dict(type='mmaff.AFFNet', arch='et'),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=1000, in_channels=576))
+    """)
+
+
+@pytest.mark.parametrize('hw', [(1, 1), (2, 2), (5, 7), (6, 3), (16, 16),
+                                (9, 12)])
+def test_matmul_filter_equals_fft_filter(hw):
+    torch.manual_seed(0)
+    module = AdaptiveFrequencyFilter(16, init_std=0.5)
+    x = torch.randn(2, 16, *hw)
+    expected = module(x)
+    module.set_dft_mode('matmul')
+    out = module(x)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    assert (expected - x).abs().max() > 0.1  # the filter did something
+
+
+def test_matmul_path_uses_no_fft_and_keeps_dtype():
+    module = AdaptiveFrequencyFilter(8)
+    module.set_dft_mode('matmul')
+    x = torch.randn(1, 8, 6, 5, dtype=torch.bfloat16)
+    with torch.profiler.profile() as prof:
+        out = module(x)
+    names = {e.name for e in prof.events()}
+    assert not any('fft' in n for n in names)
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+
+
+def test_backbone_switch_to_deploy_equals_fft_path():
+    torch.manual_seed(0)
+    model = AFFNet('et', out_indices=(2, 3, 4, 5)).eval()
+    x = torch.rand(2, 3, 256, 256)
+    with torch.no_grad():
+        expected = model(x)
+        model.switch_to_deploy('matmul')
+        deployed = model(x)
+    assert all(m.dft_mode == 'matmul' for m in model.modules()
+               if isinstance(m, AdaptiveFrequencyFilter))
+    for a, b in zip(deployed, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    model.switch_to_deploy('fft')
+    assert switch_dft_mode(model, 'fft') == 9
+    with pytest.raises(ValueError, match="Unknown DFT mode 'dft'"):
+        model.switch_to_deploy('dft')
+
+
+def export(tmp_path, *args):
+    cfg = tmp_path / 'affnet-et_cls.py'
+    cfg.write_text(CLASSIFIER_CFG)
+    return subprocess.run(
+        [sys.executable, 'tools/deployment/export_onnx.py', str(cfg),
+         *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize('dft,op', [('fft', 'DFT'), ('matmul', 'MatMul')])
+def test_onnx_export_matches_pytorch(tmp_path, dft, op):
+    out = tmp_path / f'et_{dft}.onnx'
+    result = export(tmp_path, '--dft', dft, '--shape', '256', '--out',
+                    str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    diff = float(re.search(r'max abs diff onnxruntime vs PyTorch: (\S+)',
+                           result.stdout)[1])
+    assert diff <= 1e-4
+    ops = re.search(r'ONNX ops: (.*)', result.stdout)[1].split(', ')
+    assert op in ops
+    if dft == 'matmul':
+        assert 'DFT' not in ops
+    assert out.stat().st_size > 1e6
+
+
+def test_torchscript_exporter_matmul_path_and_clear_fft_error(tmp_path):
+    result = export(tmp_path, '--dft', 'matmul', '--exporter',
+                    'torchscript', '--shape', '64', '--opset', '17',
+                    '--out', str(tmp_path / 'ts.onnx'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = export(tmp_path, '--dft', 'fft', '--exporter', 'torchscript')
+    assert result.returncode != 0
+    assert 'TorchScript exporter cannot export FFTs' in result.stderr
