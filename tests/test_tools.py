@@ -53,3 +53,35 @@ def test_mim_folder_exposes_configs_and_tools():
         assert osp.isdir(path), f'{path} missing: reinstall with pip -e .'
         assert osp.samefile(path, osp.join(ROOT, name))
     assert osp.isfile(osp.join(mim, 'tools', 'demo.py'))
+
+
+def test_visualize_kernels_writes_pictures(tmp_path):
+    import cv2
+    import numpy as np
+    cfg = tmp_path / 'tiny.py'
+    cfg.write_text(
+        "default_scope = 'mmpretrain'\n"
+        "custom_imports = dict(imports=['mmaff'])\n"
+        "model = dict(type='ImageClassifier', data_preprocessor=dict("
+        "type='ClsDataPreprocessor', mean=[0, 0, 0], std=[255, 255, 255], "
+        "to_rgb=True), backbone=dict(type='mmaff.AFFNet', arch='et'), "
+        "neck=dict(type='GlobalAveragePooling'), head=dict("
+        "type='LinearClsHead', num_classes=10, in_channels=576))\n")
+    image = tmp_path / 'photo.png'
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(image), rng.integers(0, 255, (80, 96, 3), np.uint8))
+    out = tmp_path / 'kernels'
+    result = run('tools/analysis_tools/visualize_kernels.py', str(cfg),
+                 str(image), '--size', '64', '--channels', '4',
+                 '--out-dir', str(out))
+    assert result.returncode == 0, result.stderr
+    pictures = sorted(out.glob('*.png'))
+    # 9 filters in AFFNet-ET, a kernel and a mask picture each
+    assert len(pictures) == 18
+    for path in pictures:
+        picture = cv2.imread(str(path))
+        assert picture is not None and picture.std() > 0
+    assert '8x8 map, 64 channels' in result.stdout
+    result = run('tools/analysis_tools/visualize_kernels.py', str(cfg),
+                 str(tmp_path / 'missing.png'))
+    assert result.returncode != 0 and 'cannot read image' in result.stderr
