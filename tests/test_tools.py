@@ -85,3 +85,28 @@ def test_visualize_kernels_writes_pictures(tmp_path):
     result = run('tools/analysis_tools/visualize_kernels.py', str(cfg),
                  str(tmp_path / 'missing.png'))
     assert result.returncode != 0 and 'cannot read image' in result.stderr
+
+
+def test_wheel_ships_configs_and_tools_for_mim(tmp_path):
+    """A regular (non-editable) install carries configs, tools and
+    model-index.yml in mmaff/.mim, where mim looks for them."""
+    import shutil
+    import zipfile
+    src = tmp_path / 'src'
+    shutil.copytree(
+        ROOT, src,
+        ignore=shutil.ignore_patterns('.venv', '.git', 'data', 'work_dirs',
+                                      '.mim', 'build', '*.egg-info',
+                                      '__pycache__'))
+    result = subprocess.run(
+        [sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps',
+         '--no-build-isolation', '-w', str(tmp_path / 'dist'), str(src)],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    wheel, = (tmp_path / 'dist').glob('mmaff-*.whl')
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for required in ('mmaff/.mim/tools/train.py',
+                     'mmaff/.mim/tools/dist_train.sh',
+                     'mmaff/.mim/configs/detection/ssdlite_affnet-et_coco.py',
+                     'mmaff/models/backbones/affnet.py'):
+        assert required in names, required
