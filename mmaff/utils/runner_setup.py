@@ -80,6 +80,11 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
         hook.test_out_dir = osp.abspath(show_dir)
     elif hook_type.endswith('SegVisualizationHook'):
         hook.draw = True
+        # mmseg draws only every `interval`-th batch (default 50, also with
+        # mmseg's own tools/test.py): draw all unless the config says so.
+        if 'interval' not in hook:
+            hook.interval = 1
+        # drawings land in SHOW_DIR/vis_data/vis_image/
         cfg.visualizer.save_dir = show_dir
     elif hook_type.endswith('VisualizationHook'):
         hook.enable = True

@@ -1,0 +1,97 @@
+# DeepLabv3-AFFNet-ET on the toy set of
+# tools/dataset_converters/make_toy_ade20k.py --layout voc (Pascal VOC
+# layout: 0 = background, a real class; 1-5 = shapes; 255 = object borders,
+# ignored): same model as the VOC config with 6 classes, 128x128 crops and a
+# schedule for a 2-core CPU.
+#   python tools/dataset_converters/make_toy_ade20k.py data/toy_voc \
+#       --layout voc
+#   python tools/train.py \
+#       configs/segmentation/deeplabv3_affnet-et_voc12aug_toy.py
+_base_ = './deeplabv3_affnet-et_voc12aug.py'
+
+data_root = 'data/toy_voc/'
+# PascalVOCDataset only accepts subsets of its 21 class names, so the toy
+# set is read by the generic BaseSegDataset with PascalVOCDataset's settings
+# (ann_file lists, .jpg images, .png labels, no reduce_zero_label).
+dataset_type = 'BaseSegDataset'
+metainfo = dict(
+    classes=('background', 'circle', 'square', 'triangle', 'star', 'cross'),
+    palette=[(0, 0, 0), (220, 40, 40), (40, 200, 40), (40, 60, 220),
+             (230, 200, 30), (200, 60, 200)])
+num_classes = 6
+crop_size = (128, 128)
+scale = (512, 128)  # short side 128 at ratio 1 (images are 128 high)
+
+data_preprocessor = dict(size=crop_size)
+model = dict(
+    data_preprocessor=data_preprocessor,
+    decode_head=dict(num_classes=num_classes))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='mmaff.CheckSegLabels', num_classes=num_classes),
+    dict(
+        type='RandomResize', scale=scale, ratio_range=(0.5, 2.0),
+        keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='Pad', size=crop_size),
+    dict(type='PackSegInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=scale, keep_ratio=True),
+    dict(type='LoadAnnotations'),
+    dict(type='mmaff.CheckSegLabels', num_classes=num_classes),
+    dict(type='PackSegInputs')
+]
+# The voc12aug base concatenates SegmentationClass/train.txt with the SBD
+# part (SegmentationClassAug/aug.txt); the toy set has only the former.
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=2,
+    dataset=dict(
+        _delete_=True,
+        type=dataset_type,
+        data_root=data_root,
+        metainfo=metainfo,
+        img_suffix='.jpg',
+        seg_map_suffix='.png',
+        data_prefix=dict(
+            img_path='JPEGImages', seg_map_path='SegmentationClass'),
+        ann_file='ImageSets/Segmentation/train.txt',
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        metainfo=metainfo,
+        img_suffix='.jpg',
+        seg_map_suffix='.png',
+        data_prefix=dict(
+            img_path='JPEGImages', seg_map_path='SegmentationClass'),
+        ann_file='ImageSets/Segmentation/val.txt',
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+max_iters = 400
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.01),
+    clip_grad=dict(max_norm=10, norm_type=2))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=20),
+    dict(
+        type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=max_iters,
+        by_epoch=False)
+]
+train_cfg = dict(max_iters=max_iters, val_interval=100)
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(interval=100, max_keep_ckpts=2))
