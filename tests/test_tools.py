@@ -10,6 +10,7 @@ import mmaff
 from mmaff.utils.official_checkpoint import convert_official_state_dict
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+PHOTO_DEMO = 'tools/analysis_tools/photo_demo.py'
 
 
 def run(*args, timeout=600):
@@ -21,7 +22,7 @@ def run(*args, timeout=600):
 
 
 def test_demo_on_real_photos():
-    result = run('tools/demo.py', '--archs', 'et', '--repeats', '1')
+    result = run(PHOTO_DEMO, '--archs', 'et', '--repeats', '1')
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert '1,436,264 parameters' in out
@@ -37,11 +38,11 @@ def test_demo_with_converted_checkpoint(tmp_path):
     path = tmp_path / 'affnet-et.pth'
     torch.save({'state_dict': convert_official_state_dict(
         official.state_dict())}, path)
-    result = run('tools/demo.py', '--archs', 'et', '--repeats', '1',
+    result = run(PHOTO_DEMO, '--archs', 'et', '--repeats', '1',
                  '--checkpoint', str(path))
     assert result.returncode == 0, result.stderr
     assert 'top-5 class ids' in result.stdout
-    result = run('tools/demo.py', '--checkpoint', str(path))
+    result = run(PHOTO_DEMO, '--checkpoint', str(path))
     assert result.returncode != 0
     assert 'exactly one arch' in result.stderr
 
@@ -52,7 +53,7 @@ def test_mim_folder_exposes_configs_and_tools():
         path = osp.join(mim, name)
         assert osp.isdir(path), f'{path} missing: reinstall with pip -e .'
         assert osp.samefile(path, osp.join(ROOT, name))
-    assert osp.isfile(osp.join(mim, 'tools', 'demo.py'))
+    assert osp.isfile(osp.join(mim, 'tools', 'train.py'))
 
 
 def test_visualize_kernels_writes_pictures(tmp_path):
@@ -106,6 +107,7 @@ def test_wheel_ships_configs_and_tools_for_mim(tmp_path):
     wheel, = (tmp_path / 'dist').glob('mmaff-*.whl')
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ('mmaff/.mim/tools/train.py',
+                     'mmaff/.mim/model-index.yml',
                      'mmaff/.mim/tools/dist_train.sh',
                      'mmaff/.mim/configs/detection/ssdlite_affnet-et_coco.py',
                      'mmaff/models/backbones/affnet.py'):

@@ -5,25 +5,22 @@ Importing this module (e.g. through ``custom_imports``) also registers
 mmpretrain, when they are installed, so ``type='AFFNet'`` works under their
 ``default_scope``. ``type='mmaff.AFFNet'`` works everywhere without that.
 
-The classification head :class:`DropoutLinearClsHead` builds on mmpretrain,
-which stays optional: without it the head is ``None`` and not registered.
-When available it is registered as ``mmaff.DropoutLinearClsHead`` and, under
-its plain name, in mmpretrain's registry.
+The classification heads in :mod:`mmaff.models.heads` build on mmpretrain
+(an optional dependency) and are imported lazily: ``type=
+'mmaff.DropoutLinearClsHead'`` imports them through the registry's
+``locations``; importing ``mmaff.models.heads`` also registers the plain name
+in mmpretrain's registry. Importing mmpretrain's models here would pull in
+mmdet's as well and add seconds to every ``import mmaff``.
 """
 import importlib
 
 from .backbones import AFFNet, switch_dft_mode
 from .layers import AdaptiveFrequencyFilter
 
-try:
-    from .heads import DropoutLinearClsHead
-except ImportError:  # mmpretrain is not installed (or cannot be imported)
-    DropoutLinearClsHead = None
-
 DOWNSTREAM_SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
 
 
-def _register_alias(registry, name: str, module: type) -> bool:
+def register_alias(registry, name: str, module: type) -> bool:
     """Register ``module`` as ``name`` unless the name is taken.
 
     Returns:
@@ -37,8 +34,7 @@ def _register_alias(registry, name: str, module: type) -> bool:
 
 
 def register_downstream_aliases() -> list[str]:
-    """Register AFFNet in each installed downstream model registry, and
-    ``DropoutLinearClsHead`` in mmpretrain's.
+    """Register AFFNet in each installed downstream model registry.
 
     An existing entry of the same name (another package's AFFNet) is left in
     place rather than overwritten.
@@ -52,17 +48,14 @@ def register_downstream_aliases() -> list[str]:
             registry = importlib.import_module(f'{scope}.registry').MODELS
         except ImportError:
             continue
-        if _register_alias(registry, 'AFFNet', AFFNet):
+        if register_alias(registry, 'AFFNet', AFFNet):
             scopes.append(scope)
-        if scope == 'mmpretrain' and DropoutLinearClsHead is not None:
-            _register_alias(registry, 'DropoutLinearClsHead',
-                            DropoutLinearClsHead)
     return scopes
 
 
 register_downstream_aliases()
 
 __all__ = [
-    'AFFNet', 'AdaptiveFrequencyFilter', 'DropoutLinearClsHead',
+    'AFFNet', 'AdaptiveFrequencyFilter', 'register_alias',
     'register_downstream_aliases', 'switch_dft_mode'
 ]

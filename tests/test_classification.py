@@ -1,0 +1,517 @@
+"""ImageNet classification configs (official recipe), the dropout head, the
+toy ImageNet set, the shared tools end to end, and the model index."""
+import importlib.util
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import yaml
+from mmengine import Config
+from mmengine.registry import DefaultScope
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CLS_DIR = osp.join(ROOT, 'configs', 'classification')
+IN1K_CONFIGS = {
+    'et': 'affnet-et_8xb128_in1k.py',
+    't': 'affnet-t_8xb128_in1k.py',
+    'base': 'affnet_8xb128_in1k.py',
+}
+OFFICIAL_PARAMS = {'et': 1_436_264, 't': 2_654_232, 'base': 5_568_696}
+EXP_CHANNELS = {'et': 576, 't': 768, 'base': 960}
+PAPER_TOP1 = {'et': 73.0, 't': 77.0, 'base': 79.8}
+TOY_CONFIG = 'configs/classification/affnet-et_toy.py'
+
+
+def load(name: str) -> Config:
+    return Config.fromfile(osp.join(CLS_DIR, name))
+
+
+def build_classifier(cfg: Config):
+    """Build the model as the Runner does (top-level data_preprocessor)."""
+    from mmpretrain.registry import MODELS
+    model_cfg = cfg.model.copy()
+    model_cfg.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(model_cfg)
+
+
+@pytest.fixture(scope='module')
+def et_cfg() -> Config:
+    return load(IN1K_CONFIGS['et'])
+
+
+@pytest.fixture(scope='module')
+def et_model(et_cfg):
+    return build_classifier(et_cfg)
+
+
+# ---------------------------------------------------------------------------
+# Configs and model
+
+
+@pytest.mark.parametrize('arch', ['et', 't', 'base'])
+def test_config_builds_with_official_parameter_count(arch):
+    from mmaff.models import AFFNet
+    from mmaff.models.heads import DropoutLinearClsHead
+    cfg = load(IN1K_CONFIGS[arch])
+    assert cfg.default_scope == 'mmpretrain'
+    assert cfg.model.backbone.type == 'mmaff.AFFNet'
+    assert cfg.model.backbone.arch == arch
+    model = build_classifier(cfg)
+    assert type(model.backbone) is AFFNet
+    assert type(model.head) is DropoutLinearClsHead
+    assert model.head.fc.in_features == EXP_CHANNELS[arch]
+    assert model.head.fc.out_features == 1000
+    assert sum(p.numel() for p in model.parameters()) == \
+        OFFICIAL_PARAMS[arch]
+
+
+def test_config_follows_the_official_recipe(et_cfg):
+    cfg = et_cfg
+    head = cfg.model.head
+    assert head.type == 'mmaff.DropoutLinearClsHead'
+    assert head.dropout_rate == 0.1
+    assert head.loss == dict(type='LabelSmoothLoss', label_smooth_val=0.1)
+    assert cfg.model.neck.type == 'GlobalAveragePooling'
+    pre = cfg.data_preprocessor
+    assert (pre.mean, pre.std, pre.to_rgb) == ([0.] * 3, [255.] * 3, True)
+    opt = cfg.optim_wrapper.optimizer
+    assert (opt.type, opt.lr, tuple(opt.betas), opt.weight_decay) == \
+        ('AdamW', 0.009, (0.9, 0.999), 0.008)
+    assert cfg.optim_wrapper.get('type', 'OptimWrapper') == 'OptimWrapper'
+    assert cfg.train_cfg.max_epochs == 300
+    assert cfg.train_dataloader.batch_size == 128
+    assert cfg.auto_scale_lr.base_batch_size == 8 * 128
+    (ema, ) = cfg.custom_hooks
+    assert (ema.type, ema.momentum, ema.update_buffers) == \
+        ('EMAHook', 0.0005, True)
+    train = cfg.train_dataloader.dataset.pipeline
+    assert [t.type for t in train] == [
+        'LoadImageFromFile', 'RandomResizedCrop', 'RandomFlip', 'PackInputs'
+    ]
+    crop = train[1]
+    assert (crop.scale, tuple(crop.crop_ratio_range), crop.interpolation) \
+        == (256, (0.08, 1.0), 'bilinear')
+    assert (train[2].prob, train[2].direction) == (0.5, 'horizontal')
+    for loader in (cfg.val_dataloader, cfg.test_dataloader):
+        test = loader.dataset.pipeline
+        assert [t.type for t in test] == [
+            'LoadImageFromFile', 'ResizeEdge', 'CenterCrop', 'PackInputs'
+        ]
+        assert (test[1].scale, test[1].edge, test[1].interpolation) == \
+            (288, 'short', 'bilinear')
+        assert test[2].crop_size == 256
+
+
+@pytest.mark.parametrize('name', list(IN1K_CONFIGS.values()))
+def test_child_configs_only_change_the_arch(name, et_cfg):
+    cfg = load(name)
+    for key in ('optim_wrapper', 'param_scheduler', 'custom_hooks',
+                'train_dataloader', 'val_dataloader', 'data_preprocessor',
+                'train_cfg', 'auto_scale_lr'):
+        assert cfg[key] == et_cfg[key], key
+    assert cfg.model.head.dropout_rate == 0.1
+
+
+def test_weight_decay_off_exactly_for_1d_parameters(et_cfg, et_model):
+    from mmengine.optim import build_optim_wrapper
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        wrapper = build_optim_wrapper(et_model, et_cfg.optim_wrapper)
+    optimizer = wrapper.optimizer
+    assert type(optimizer) is torch.optim.AdamW
+    decay = {}
+    for group in optimizer.param_groups:
+        for p in group['params']:
+            assert id(p) not in decay, 'a parameter is in two groups'
+            decay[id(p)] = group['weight_decay']
+    named = dict(et_model.named_parameters())
+    assert len(decay) == len(named)
+    seen = {'norm': 0, 'filter': 0, 'conv': 0}
+    for name, p in named.items():
+        wd = decay[id(p)]
+        if p.ndim == 1:
+            assert wd == 0, name
+        else:
+            assert wd == 0.008, name
+        if re.search(r'\.(bn|norm\d?)\.(weight|bias)$', name):
+            seen['norm'] += 1
+            assert wd == 0, name
+        if re.search(r'filter\.(w1|b1|w2|b2)$', name):
+            seen['filter'] += 1
+            assert p.ndim >= 3 and wd == 0.008, name
+        if name.endswith('conv.weight'):
+            seen['conv'] += 1
+            assert wd == 0.008, name
+    assert min(seen.values()) > 0, seen
+    assert decay[id(named['head.fc.bias'])] == 0
+    assert decay[id(named['head.fc.weight'])] == 0.008
+
+
+def test_lr_schedule_warmup_then_per_epoch_cosine(et_cfg):
+    """Step the config's schedulers like the Runner's ParamSchedulerHook
+    over 300 ImageNet epochs at a total batch of 1024."""
+    from mmengine.optim import OptimWrapper
+    from mmengine.registry import PARAM_SCHEDULERS
+    iters_per_epoch = 1252  # ceil(1,281,167 / 1024)
+    param = torch.nn.Parameter(torch.zeros(1))
+    wrapper = OptimWrapper(
+        torch.optim.AdamW([param], lr=et_cfg.optim_wrapper.optimizer.lr))
+    schedulers = [
+        PARAM_SCHEDULERS.build(dict(cfg, optimizer=wrapper))
+        for cfg in et_cfg.param_scheduler
+    ]
+    wrapper.step()  # before any scheduler step, as in training
+    by_iter = [s for s in schedulers if not s.by_epoch]
+    by_epoch = [s for s in schedulers if s.by_epoch]
+    assert len(by_iter) == 1 and len(by_epoch) == 1
+    lrs = []  # the lr each iteration trains with
+    for _epoch in range(et_cfg.train_cfg.max_epochs):
+        for _ in range(iters_per_epoch):
+            lrs.append(wrapper.get_lr()['lr'][0])
+            for s in by_iter:
+                s.step()
+        for s in by_epoch:
+            s.step()
+    assert lrs[0] == pytest.approx(1e-6, rel=1e-6)
+    assert lrs[10_000] == pytest.approx((1e-6 + 0.009) / 2, rel=1e-3)
+    assert lrs[19_999] == pytest.approx(0.009, rel=1e-9)  # warmup end
+    assert lrs[20_000] == pytest.approx(0.009, rel=1e-9)
+    warmup = lrs[:20_000]
+    assert all(a < b for a, b in zip(warmup, warmup[1:]))
+    after = lrs[20_000:]
+    assert all(a >= b for a, b in zip(after, after[1:]))
+    # constant within an epoch: per-epoch steps after the warmup
+    epoch_100 = lrs[100 * iters_per_epoch:101 * iters_per_epoch]
+    assert len(set(epoch_100)) == 1
+    assert lrs[-1] == pytest.approx(0.0009, rel=1e-3)
+    assert min(lrs[20_000:]) >= 0.0009 * (1 - 1e-9)
+
+
+def test_ema_hook_averages_weights_and_buffers(et_cfg):
+    from mmengine.registry import HOOKS, MODELS
+    hook_cfg = et_cfg.custom_hooks[0].copy()
+    # the Runner takes the priority off before building a hook
+    assert hook_cfg.pop('priority') == 'ABOVE_NORMAL'
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        hook = HOOKS.build(hook_cfg)
+    assert type(hook).__module__.startswith('mmpretrain')
+    source = torch.nn.BatchNorm1d(2)
+    ema = MODELS.build(
+        dict(**hook.ema_cfg, model=source))  # as EMAHook.before_run does
+    ema.update_parameters(source)  # first step copies
+    with torch.no_grad():
+        source.weight.fill_(3.)
+        source.running_mean.fill_(2.)
+    ema.update_parameters(source)
+    m = 0.0005
+    torch.testing.assert_close(ema.module.weight.data,
+                               torch.full((2, ), 1 - m + 3 * m))
+    torch.testing.assert_close(ema.module.running_mean,
+                               torch.full((2, ), 2 * m))
+
+
+def test_dropout_head_train_eval_and_state_dict():
+    import mmpretrain.registry
+
+    import mmaff.registry
+    from mmaff.models.heads import DropoutLinearClsHead
+    assert mmaff.registry.MODELS.get('DropoutLinearClsHead') is \
+        DropoutLinearClsHead
+    assert mmpretrain.registry.MODELS.get('DropoutLinearClsHead') is \
+        DropoutLinearClsHead
+    head = DropoutLinearClsHead(num_classes=3, in_channels=4000,
+                                dropout_rate=0.5)
+    assert set(head.state_dict()) == {'fc.weight', 'fc.bias'}
+    feats = (torch.ones(2, 4000), )
+    head.train()
+    dropped = head.pre_logits(feats)
+    zeros = (dropped == 0).float().mean().item()
+    assert 0.4 < zeros < 0.6
+    assert set(dropped.unique().tolist()) == {0., 2.}
+    head.eval()
+    assert torch.equal(head.pre_logits(feats), feats[0])
+    torch.testing.assert_close(head(feats), head.fc(feats[0]))
+    for rate in (-0.1, 1.0):
+        with pytest.raises(ValueError, match='dropout_rate'):
+            DropoutLinearClsHead(num_classes=3, in_channels=4,
+                                 dropout_rate=rate)
+
+
+def test_classifier_dropout_state_dict_and_modes(et_model):
+    keys = [k for k in et_model.state_dict() if k.startswith('head.')]
+    assert keys == ['head.fc.weight', 'head.fc.bias']
+    assert isinstance(et_model.head.dropout, torch.nn.Dropout)
+    assert et_model.head.dropout.p == 0.1
+    et_model.train()
+    assert et_model.head.dropout.training
+    et_model.eval()
+    assert not et_model.head.dropout.training
+
+
+def test_forward_loss_and_predict(et_model):
+    from mmpretrain.structures import DataSample
+    model = et_model
+    images = [torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)
+              for _ in range(2)]
+    images[0][0] = 255  # BGR blue channel
+    images[0][1:] = 0
+    packed = dict(
+        inputs=images,
+        data_samples=[DataSample().set_gt_label(3),
+                      DataSample().set_gt_label(7)])
+    data = model.data_preprocessor(packed, True)
+    # BGR -> RGB and /255: the blue image is (0, 0, 1)
+    assert torch.equal(data['inputs'][0],
+                       torch.stack([torch.zeros(64, 64)] * 2 +
+                                   [torch.ones(64, 64)]))
+    model.train()
+    losses = model(**data, mode='loss')
+    loss = losses['loss']
+    assert torch.isfinite(loss) and loss > 0
+    loss.backward()
+    filter_grad = model.backbone.layers[2][1].blocks[0].filter.w1.grad
+    assert filter_grad is not None and filter_grad.abs().sum() > 0
+    assert model.head.fc.weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        results = model(**model.data_preprocessor(packed, False),
+                        mode='predict')
+    assert len(results) == 2
+    assert results[0].pred_score.shape == (1000, )
+    torch.testing.assert_close(results[0].pred_score.sum(),
+                               torch.tensor(1.))
+    assert 0 <= int(results[1].pred_label) < 1000
+    # eval forward is deterministic (no dropout)
+    with torch.no_grad():
+        again = model(**model.data_preprocessor(packed, False),
+                      mode='predict')
+    torch.testing.assert_close(again[0].pred_score, results[0].pred_score)
+
+
+def test_mmaff_imports_without_mmpretrain():
+    """mmpretrain is optional: mmaff imports, the head is simply absent,
+    and the head module says why when imported directly."""
+    code = textwrap.dedent("""
+        import sys
+        sys.modules['mmpretrain'] = None  # as if not installed
+        import mmaff
+        from mmaff.models import register_downstream_aliases
+        import mmaff.registry
+        assert 'DropoutLinearClsHead' not in \\
+            mmaff.registry.MODELS.module_dict
+        print(register_downstream_aliases())
+        try:
+            import mmaff.models.heads
+        except ImportError as e:
+            print('heads:', e.name)
+        """)
+    result = subprocess.run([sys.executable, '-c', code],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[-2] == "['mmdet', 'mmseg']"
+    assert lines[-1].startswith('heads: mmpretrain')
+
+
+def test_import_mmaff_stays_light():
+    """The heads (mmpretrain, and through it mmdet's models) load lazily."""
+    code = ('import sys, mmaff; print(sorted(m for m in ("mmpretrain.models",'
+            ' "mmdet.models", "mmaff.models.heads") if m in sys.modules))')
+    result = subprocess.run([sys.executable, '-c', code],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == '[]'
+
+
+# ---------------------------------------------------------------------------
+# Toy set and the tools end to end
+
+
+def run_tool(*args, timeout=900):
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ))
+
+
+def make_toy(out) -> subprocess.CompletedProcess:
+    return run_tool('tools/dataset_converters/make_toy_imagenet.py',
+                    str(out), '--train-per-class', '8', '--val-per-class',
+                    '2', '--size', '64', '--seed', '3')
+
+
+@pytest.fixture(scope='module')
+def toy_imagenet(tmp_path_factory):
+    out = tmp_path_factory.mktemp('toy_imagenet')
+    result = make_toy(out)
+    assert result.returncode == 0, result.stderr
+    return str(out) + '/'
+
+
+def toy_generator():
+    spec = importlib.util.spec_from_file_location(
+        'make_toy_imagenet',
+        osp.join(ROOT, 'tools', 'dataset_converters', 'make_toy_imagenet.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_toy_set_layout_is_read_by_mmpretrain_imagenet(tmp_path,
+                                                       toy_imagenet):
+    from mmpretrain.registry import DATASETS
+    cfg = Config.fromfile(osp.join(ROOT, TOY_CONFIG))
+    classes = tuple(name for name, _ in toy_generator().CLASSES[:4])
+    assert tuple(cfg.train_dataloader.dataset.metainfo.classes) == classes
+    assert cfg.model.head.num_classes == len(classes)
+    with open(osp.join(toy_imagenet, 'meta', 'classes.txt')) as f:
+        assert tuple(f.read().split()) == classes
+    for split, per_class in (('train', 8), ('val', 2)):
+        loader = cfg[f'{split}_dataloader']
+        ds_cfg = loader.dataset.copy()
+        ds_cfg.data_root = toy_imagenet
+        with DefaultScope.overwrite_default_scope('mmpretrain'):
+            dataset = DATASETS.build(ds_cfg)
+            # the same folders without the annotation lists
+            scanned = DATASETS.build(
+                dict(type='CustomDataset', data_root=toy_imagenet,
+                     data_prefix=split, with_label=True))
+        assert type(dataset).__name__ == 'ImageNet'
+        assert dataset.ann_file.endswith(f'meta/{split}.txt')
+        assert len(dataset) == 4 * per_class
+        assert dataset.CLASSES == classes
+        assert scanned.CLASSES == classes
+        assert sorted((osp.relpath(d['img_path'], toy_imagenet),
+                       d['gt_label']) for d in dataset.load_data_list()) \
+            == sorted((osp.relpath(d['img_path'], toy_imagenet),
+                       d['gt_label']) for d in scanned.load_data_list())
+        for info in dataset.load_data_list():
+            folder = osp.basename(osp.dirname(info['img_path']))
+            assert classes[info['gt_label']] == folder
+            assert info['img_path'].endswith('.JPEG')
+        sample = dataset[0]
+        assert sample['inputs'].shape == (3, 64, 64)
+    # deterministic for a seed, different for another
+    again = tmp_path / 'again'
+    assert make_toy(again).returncode == 0
+    for rel in ('meta/train.txt', 'train/ring/train_ring_00003.JPEG',
+                'val/checker/val_checker_00001.JPEG'):
+        with open(osp.join(toy_imagenet, rel), 'rb') as a, \
+                open(again / rel, 'rb') as b:
+            assert a.read() == b.read(), rel
+    other = tmp_path / 'other'
+    run_tool('tools/dataset_converters/make_toy_imagenet.py', str(other),
+             '--train-per-class', '1', '--val-per-class', '1', '--size',
+             '64', '--seed', '4', '--num-classes', '2')
+    assert sorted(os.listdir(other / 'train')) == list(classes[:2])
+    with open(other / 'train/checker/train_checker_00000.JPEG', 'rb') as a, \
+            open(osp.join(toy_imagenet,
+                          'train/checker/train_checker_00000.JPEG'),
+                 'rb') as b:
+        assert a.read() != b.read()
+
+
+def test_toy_config_evaluates_top1_only():
+    cfg = Config.fromfile(osp.join(ROOT, TOY_CONFIG))
+    assert tuple(cfg.val_evaluator.topk) == (1, )
+    assert tuple(cfg.test_evaluator.topk) == (1, )
+    assert cfg.model.backbone.type == 'mmaff.AFFNet'
+    assert cfg.model.head.type == 'mmaff.DropoutLinearClsHead'
+    assert cfg.data_preprocessor.num_classes == 4
+
+
+def toy_options(data_root: str, **extra) -> list[str]:
+    options = {
+        'train_dataloader.dataset.data_root': data_root,
+        'val_dataloader.dataset.data_root': data_root,
+        'test_dataloader.dataset.data_root': data_root,
+        'train_dataloader.batch_size': 8,
+        'train_dataloader.num_workers': 0,
+        'train_dataloader.persistent_workers': False,
+        'val_dataloader.num_workers': 0,
+        'val_dataloader.persistent_workers': False,
+        'test_dataloader.num_workers': 0,
+        'test_dataloader.persistent_workers': False,
+        'default_hooks.logger.interval': 1,
+        **extra
+    }
+    return ['--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
+
+
+TOP1 = re.compile(r'accuracy/top1: (\d+\.\d+)')
+
+
+def test_train_then_test_end_to_end(tmp_path, toy_imagenet):
+    work = tmp_path / 'work'
+    result = run_tool(
+        'tools/train.py', TOY_CONFIG, '--work-dir', str(work),
+        *toy_options(toy_imagenet, **{
+            'train_cfg.max_epochs': 2,
+            'train_cfg.val_interval': 1,
+            'default_hooks.checkpoint.interval': 1
+        }))
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert 'Epoch(train) [2][4/4]' in log
+    val = re.findall(r'Epoch\(val\) \[(\d+)\]\[1/1\]\s+accuracy/top1: '
+                     r'(\d+\.\d+)', log)
+    assert [epoch for epoch, _ in val] == ['1', '2']
+    assert all(0 <= float(acc) <= 100 for _, acc in val)
+    ckpt_path = work / 'epoch_2.pth'
+    assert osp.isfile(ckpt_path)
+    ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=True)
+    assert ckpt['state_dict']['head.fc.weight'].shape == (4, 576)
+    assert not any('dropout' in k for k in ckpt['state_dict'])
+    result = run_tool('tools/test.py', TOY_CONFIG, str(ckpt_path),
+                      '--work-dir', str(tmp_path / 'test'),
+                      *toy_options(toy_imagenet))
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    match = re.search(r'Epoch\(test\) \[1/1\]\s+accuracy/top1: '
+                      r'(\d+\.\d+)', log)
+    assert match, log[-3000:]
+    # the checkpoint's weights: test accuracy equals the last validation
+    assert float(match.group(1)) == pytest.approx(float(val[-1][1]))
+
+
+# ---------------------------------------------------------------------------
+# Model index and metafiles
+
+
+def test_model_index_and_metafiles():
+    with open(osp.join(ROOT, 'model-index.yml')) as f:
+        index = yaml.safe_load(f)
+    imports = index['Import']
+    assert imports == [
+        'configs/classification/metafile.yml',
+        'configs/detection/metafile.yml',
+        'configs/segmentation/metafile.yml',
+    ]
+    for metafile in imports[:2]:
+        path = osp.join(ROOT, metafile)
+        assert osp.isfile(path), metafile
+        with open(path) as f:
+            meta = yaml.safe_load(f)
+        assert meta['Models'], metafile
+        collections = {c['Name'] for c in meta['Collections']}
+        for model in meta['Models']:
+            assert osp.isfile(osp.join(ROOT, model['Config'])), model
+            assert model['In Collection'] in collections
+    with open(osp.join(CLS_DIR, 'metafile.yml')) as f:
+        models = {m['Config']: m for m in yaml.safe_load(f)['Models']}
+    for arch, name in IN1K_CONFIGS.items():
+        model = models[f'configs/classification/{name}']
+        assert model['Metadata']['Parameters'] == OFFICIAL_PARAMS[arch]
+        (result, ) = model['Results']
+        assert result['Dataset'] == 'ImageNet-1k'
+        assert result['Metrics']['Top 1 Accuracy'] == PAPER_TOP1[arch]
+        assert model['Converted From']['Code'] == \
+            'https://github.com/microsoft/TokenMixers'
