@@ -112,3 +112,24 @@ def test_wheel_ships_configs_and_tools_for_mim(tmp_path):
                      'mmaff/.mim/configs/detection/ssdlite_affnet-et_coco.py',
                      'mmaff/models/backbones/affnet.py'):
         assert required in names, required
+
+
+def test_make_demo_main_job(tmp_path):
+    """tools/demo.py (``make demo``) end to end, with a short schedule."""
+    import cv2
+    work = tmp_path / 'demo'
+    result = run('tools/demo.py', '--iters', '10', '--work-dir', str(work),
+                 '--data-root', str(tmp_path / 'toy_ade20k'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert 'Iter(train) [10/10]' in out
+    miou = float(out.split('final validation mIoU: ')[1].split()[0])
+    assert 0 <= miou <= 100
+    overlays = sorted((work / 'overlays').glob('*.png'))
+    assert len(overlays) == 16  # the toy set's validation images
+    picture = cv2.imread(str(overlays[0]))
+    image = cv2.imread(
+        str(tmp_path / 'toy_ade20k' / 'images' / 'validation' /
+            overlays[0].name.replace('.png', '.jpg')))
+    # image | ground truth | prediction, enlarged 2x
+    assert picture.shape[:2] == (2 * image.shape[0], 6 * image.shape[1])
