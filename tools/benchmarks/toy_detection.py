@@ -21,11 +21,11 @@ import os
 import os.path as osp
 import subprocess
 import sys
-import time
 
 import torch
 from mmengine.config import Config
-from mmengine.hooks import Hook
+
+from mmaff.utils.wallclock import first_reaching, iteration_based, train_for
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MODELS = {
@@ -34,43 +34,6 @@ MODELS = {
     # mmdet's own SSDLite-MobileNetV2 on the same toy data and schedule
     'ssdlite_mobilenetv2': 'configs/detection/ssdlite_affnet-et_toy.py',
 }
-
-
-class WallClockBudgetHook(Hook):
-    """Stop training after ``budget_s`` seconds of training (evaluation
-    excluded) and evaluate every ``eval_every_s`` seconds of training."""
-
-    priority = 'VERY_LOW'
-
-    def __init__(self, budget_s: float, eval_every_s: float,
-                 record: list) -> None:
-        self.budget_s = budget_s
-        self.eval_every_s = eval_every_s
-        self.record = record
-        self.train_s = 0.
-        self.next_eval = eval_every_s
-        self._start = None
-
-    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self._start = time.perf_counter()
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None) -> None:
-        self.train_s += time.perf_counter() - self._start
-        done = self.train_s >= self.budget_s
-        if self.train_s >= self.next_eval or done:
-            self.next_eval += self.eval_every_s
-            metrics = runner.val_loop.run()
-            self.record.append(
-                dict(minutes=round(self.train_s / 60, 2),
-                     iters=runner.iter + 1,
-                     mAP=round(float(metrics.get('coco/bbox_mAP', 0)), 4),
-                     mAP50=round(float(metrics.get('coco/bbox_mAP_50', 0)),
-                                 4)))
-            print(f'[benchmark] {self.record[-1]}', flush=True)
-            runner.model.train()
-        if done:
-            runner.train_loop.stop_training = True
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -138,23 +101,11 @@ def build_cfg(name: str, args, data_root: str, max_iters: int) -> Config:
     cfg.val_evaluator.ann_file = data_root + 'annotations/instances_val.json'
     cfg.test_evaluator = cfg.val_evaluator
     cfg.train_dataloader.batch_size = args.batch_size
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                         val_interval=10**9)
-    cfg.train_dataloader.sampler = dict(type='InfiniteSampler', shuffle=True)
     cfg.optim_wrapper = dict(
         type='OptimWrapper',
         optimizer=dict(type='AdamW', lr=args.lr, weight_decay=0.05),
         clip_grad=dict(max_norm=10, norm_type=2))
-    warmup = max(1, min(100, max_iters // 10))
-    cfg.param_scheduler = [
-        dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-             end=warmup),
-        dict(type='CosineAnnealingLR', by_epoch=False, begin=warmup,
-             end=max(max_iters, warmup + 1), eta_min=args.lr * 0.01)
-    ]
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
-                                        interval=10**9)
-    cfg.default_hooks.logger = dict(type='LoggerHook', interval=50)
+    iteration_based(cfg, max_iters, args.lr)
     cfg.custom_hooks = [
         h for h in cfg.get('custom_hooks', [])
         if h['type'] != 'CheckInvalidLossHook'
@@ -172,29 +123,6 @@ def _pipelines(cfg: Config):
     yield cfg.val_dataloader.dataset.pipeline
 
 
-def seconds_per_iter(name: str, args, data_root: str) -> float:
-    """Median time of training iterations 5-15 (after warm-up)."""
-    from mmengine.runner import Runner
-    cfg = build_cfg(name, args, data_root, 15)
-    cfg.work_dir = osp.join(args.work_dir, name + '_calibration')
-    times = []
-
-    class IterTimer(Hook):
-
-        def before_train_iter(self, runner, batch_idx, data_batch=None):
-            self.t = time.perf_counter()
-
-        def after_train_iter(self, runner, batch_idx, data_batch=None,
-                             outputs=None):
-            times.append(time.perf_counter() - self.t)
-
-    runner = Runner.from_cfg(cfg)
-    runner.register_hook(IterTimer())
-    runner.train()
-    steady = sorted(times[5:])
-    return steady[len(steady) // 2]
-
-
 def main(argv=None) -> None:
     args = parse_args(argv)
     os.chdir(ROOT)
@@ -204,33 +132,23 @@ def main(argv=None) -> None:
     data_root = make_data(args)
     results = {}
     for name in args.models:
-        s_per_iter = seconds_per_iter(name, args, data_root)
-        max_iters = int(args.budget_min * 60 / s_per_iter)
-        print(f'[benchmark] {name}: {s_per_iter:.3f} s/iter at batch '
-              f'{args.batch_size} -> schedule of {max_iters} iterations',
-              flush=True)
-        record: list = []
-        from mmengine.runner import Runner
-        runner = Runner.from_cfg(build_cfg(name, args, data_root, max_iters))
-        runner.register_hook(
-            WallClockBudgetHook(args.budget_min * 60,
-                                args.eval_every_min * 60, record))
-        runner.train()
-        results[name] = dict(s_per_iter=s_per_iter, curve=record)
+        print(f'[benchmark] {name}', flush=True)
+        results[name] = train_for(
+            lambda iters, name=name: build_cfg(name, args, data_root, iters),
+            args.budget_min, args.eval_every_min)
 
     print(f'\nToy detection, {torch.get_num_threads()} threads, batch '
           f'{args.batch_size}, input {args.input_size}, '
           f'{args.budget_min:g} min training budget per model\n')
     for name, res in results.items():
-        hit = next((p['minutes'] for p in res['curve']
-                    if p['mAP50'] >= args.target), None)
+        hit = first_reaching(res['curve'], 'coco/bbox_mAP_50', args.target)
         print(f'{name}: {res["s_per_iter"]:.3f} s/iter; mAP@0.5 >= '
               f'{args.target} at '
               f'{f"{hit} min" if hit is not None else "never"}')
         print('  minutes  iters   bbox_mAP  mAP@0.5')
         for p in res['curve']:
-            print(f'  {p["minutes"]:7.2f} {p["iters"]:6d}   {p["mAP"]:.3f}'
-                  f'     {p["mAP50"]:.3f}')
+            print(f'  {p["minutes"]:7.2f} {p["iters"]:6d}   '
+                  f'{p["coco/bbox_mAP"]:.3f}     {p["coco/bbox_mAP_50"]:.3f}')
     if args.json_out:
         with open(args.json_out, 'w') as f:
             json.dump(dict(args=vars(args), results=results), f, indent=1)

@@ -1,0 +1,132 @@
+"""Training for a fixed wall-clock budget, for the learnability benchmarks
+in ``tools/benchmarks/``.
+
+A model is first timed for a few iterations to size a schedule that fits
+the budget (so the learning rate anneals by the end), then trained with
+:class:`WallClockBudgetHook`, which evaluates on the validation set every so
+many minutes of *training* time and stops when the budget is spent.
+"""
+import time
+from collections.abc import Callable
+
+from mmengine.config import Config
+from mmengine.hooks import Hook
+
+
+class WallClockBudgetHook(Hook):
+    """Stop training after ``budget_s`` seconds of training (evaluation
+    excluded) and run the validation loop every ``eval_every_s`` seconds of
+    training; each evaluation is appended to ``record`` as
+    ``dict(minutes=..., iters=..., **metrics)``.
+
+    Args:
+        budget_s (float): Training time budget in seconds.
+        eval_every_s (float): Training time between evaluations.
+        record (list): Receives one dict per evaluation.
+    """
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, budget_s: float, eval_every_s: float,
+                 record: list) -> None:
+        self.budget_s = budget_s
+        self.eval_every_s = eval_every_s
+        self.record = record
+        self.train_s = 0.
+        self.next_eval = eval_every_s
+        self._start = 0.
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        self._start = time.perf_counter()
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        self.train_s += time.perf_counter() - self._start
+        done = self.train_s >= self.budget_s
+        if self.train_s >= self.next_eval or done:
+            self.next_eval += self.eval_every_s
+            metrics = runner.val_loop.run()
+            self.record.append(
+                dict(minutes=round(self.train_s / 60, 2),
+                     iters=runner.iter + 1,
+                     **{k: round(float(v), 4)
+                        for k, v in metrics.items()}))
+            print(f'[benchmark] {self.record[-1]}', flush=True)
+            runner.model.train()
+        if done:
+            runner.train_loop.stop_training = True
+
+
+class _IterTimer(Hook):
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        self._start = time.perf_counter()
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        self.times.append(time.perf_counter() - self._start)
+
+
+def iteration_based(cfg: Config, max_iters: int, lr: float,
+                    warmup: int | None = None) -> None:
+    """Give ``cfg`` an iteration-based loop of ``max_iters`` with linear
+    warmup and cosine annealing to 1 % of ``lr``, no periodic validation or
+    checkpoints (the budget hook evaluates)."""
+    warmup = warmup or max(1, min(100, max_iters // 10))
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                         val_interval=10**9)
+    cfg.train_dataloader.sampler = dict(type='InfiniteSampler', shuffle=True)
+    cfg.param_scheduler = [
+        dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+             end=warmup),
+        dict(type='CosineAnnealingLR', by_epoch=False, begin=warmup,
+             end=max(max_iters, warmup + 1), eta_min=lr * 0.01)
+    ]
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
+                                        interval=10**9)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=50)
+
+
+def train_for(make_cfg: Callable[[int], Config], budget_min: float,
+              eval_every_min: float, calibration_iters: int = 15) -> dict:
+    """Calibrate, size the schedule to ``budget_min`` and train.
+
+    Args:
+        make_cfg (Callable[[int], Config]): Builds the runner config for a
+            given number of iterations (see :func:`iteration_based`).
+        budget_min (float): Training budget in minutes.
+        eval_every_min (float): Minutes of training between evaluations.
+        calibration_iters (int): Iterations timed to size the schedule (the
+            median of the second half counts).
+
+    Returns:
+        dict: ``s_per_iter``, ``max_iters`` and the evaluation ``curve``.
+    """
+    from mmengine.runner import Runner
+    cfg = make_cfg(calibration_iters)
+    cfg.work_dir = cfg.work_dir + '_calibration'
+    runner = Runner.from_cfg(cfg)
+    timer = _IterTimer()
+    runner.register_hook(timer)
+    runner.train()
+    steady = sorted(timer.times[calibration_iters // 2:])
+    s_per_iter = steady[len(steady) // 2]
+    max_iters = max(1, int(budget_min * 60 / s_per_iter))
+    print(f'[benchmark] {s_per_iter:.3f} s/iter -> schedule of {max_iters} '
+          'iterations', flush=True)
+    record: list = []
+    runner = Runner.from_cfg(make_cfg(max_iters))
+    runner.register_hook(
+        WallClockBudgetHook(budget_min * 60, eval_every_min * 60, record))
+    runner.train()
+    return dict(s_per_iter=s_per_iter, max_iters=max_iters, curve=record)
+
+
+def first_reaching(curve: list[dict], key: str,
+                   target: float) -> float | None:
+    """Training minutes at which ``curve[key]`` first reached ``target``."""
+    return next((p['minutes'] for p in curve if p.get(key, -1) >= target),
+                None)
