@@ -10,6 +10,7 @@ import os.path as osp
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.registry import DefaultScope
 
 from mmaff.compat import prepare_cpu_distributed
 
@@ -100,3 +101,43 @@ def build_runner(cfg: Config):
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
+
+
+def build_model_from_config(cfg: Config,
+                            checkpoint: str | None = None,
+                            strict: bool = True) -> torch.nn.Module:
+    """Build ``cfg.model`` in the config's ``default_scope`` (outside a
+    Runner), optionally load weights, and return it in eval mode."""
+    from mmengine.registry import MODELS
+    from mmengine.runner import load_checkpoint
+    scope = cfg.get('default_scope')
+    if scope:
+        # registers the task package's models under its scope
+        __import__(f'{scope}.models')
+    with DefaultScope.overwrite_default_scope(scope or 'mmengine'):
+        model = MODELS.build(cfg.model)
+    if checkpoint:
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=strict)
+    return model.eval()
+
+
+class TensorForward(torch.nn.Module):
+    """``model(x, mode='tensor')`` (or only its backbone) as a module with a
+    single tensor input, for tracing: FLOP counting and ONNX export.
+
+    Args:
+        model (torch.nn.Module): An mm classifier, detector or segmentor.
+        backbone_only (bool): Run ``model.backbone`` alone. Defaults to
+            False.
+    """
+
+    def __init__(self, model: torch.nn.Module,
+                 backbone_only: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.backbone_only = backbone_only
+
+    def forward(self, inputs: torch.Tensor):
+        if self.backbone_only:
+            return self.model.backbone(inputs)
+        return self.model(inputs, mode='tensor')

@@ -13,21 +13,10 @@ import argparse
 import torch
 from mmengine.analysis.print_helper import complexity_stats_table
 from mmengine.config import Config, DictAction
-from mmengine.registry import DefaultScope
 
 import mmaff  # noqa: F401  (registers AFFNet)
 from mmaff.utils.flops import FFT_COST_PER_POINT_LOG2, flop_analyzer
-
-
-class TensorForward(torch.nn.Module):
-    """The model's ``mode='tensor'`` forward, as a traceable module."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs: torch.Tensor):
-        return self.model(inputs, mode='tensor')
+from mmaff.utils.runner_setup import TensorForward, build_model_from_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -41,13 +30,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_model(cfg: Config) -> torch.nn.Module:
-    from mmengine.registry import MODELS
-    scope = cfg.get('default_scope', 'mmengine')
-    with DefaultScope.overwrite_default_scope(scope):
-        return MODELS.build(cfg.model)
-
-
 def main(argv=None) -> None:
     args = parse_args(argv)
     if len(args.shape) not in (1, 2):
@@ -56,11 +38,7 @@ def main(argv=None) -> None:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    # Importing the task package registers its modules under its scope.
-    scope = cfg.get('default_scope')
-    if scope:
-        __import__(f'{scope}.models')
-    model = build_model(cfg).eval()
+    model = build_model_from_config(cfg)
     inputs = torch.rand(1, 3, h, w)
     wrapper = TensorForward(model)
     analyzer = flop_analyzer(wrapper, (inputs, ))

@@ -26,10 +26,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
-from mmengine.registry import DefaultScope  # noqa: E402
 
 import mmaff  # noqa: E402,F401
 from mmaff.models.layers import AdaptiveFrequencyFilter  # noqa: E402
+from mmaff.utils.runner_setup import build_model_from_config  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,19 +42,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--channels', type=int, default=16)
     parser.add_argument('--out-dir', default='work_dirs/kernels')
     return parser.parse_args(argv)
-
-
-def build_model(cfg: Config, checkpoint: str | None) -> torch.nn.Module:
-    from mmengine.registry import MODELS
-    from mmengine.runner import load_checkpoint
-    scope = cfg.get('default_scope')
-    if scope:
-        __import__(f'{scope}.models')
-    with DefaultScope.overwrite_default_scope(scope or 'mmengine'):
-        model = MODELS.build(cfg.model)
-    if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu')
-    return model.eval()
 
 
 def load_image(path: str, size: int, model) -> torch.Tensor:
@@ -110,7 +97,7 @@ def grid(panels: list[np.ndarray], titles: list[str], path: str,
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
-    model = build_model(cfg, args.checkpoint)
+    model = build_model_from_config(cfg, args.checkpoint, strict=False)
     inputs = load_image(args.image, args.size, model)
     captured = capture_filter_inputs(model, inputs)
     if not captured:

@@ -22,25 +22,10 @@ import sys
 import numpy as np
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.registry import DefaultScope
 
 import mmaff  # noqa: F401  (registers AFFNet)
 from mmaff.models import switch_dft_mode
-
-
-class TensorForward(torch.nn.Module):
-    """``model(x, mode='tensor')`` (or the backbone alone) as a module with
-    a single tensor input."""
-
-    def __init__(self, model: torch.nn.Module, backbone_only: bool) -> None:
-        super().__init__()
-        self.model = model
-        self.backbone_only = backbone_only
-
-    def forward(self, inputs: torch.Tensor):
-        if self.backbone_only:
-            return self.model.backbone(inputs)
-        return self.model(inputs, mode='tensor')
+from mmaff.utils.runner_setup import TensorForward, build_model_from_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,19 +48,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--atol', type=float, default=1e-4,
                         help='fail if the onnxruntime output differs more')
     return parser.parse_args(argv)
-
-
-def build(cfg: Config, checkpoint: str | None) -> torch.nn.Module:
-    from mmengine.registry import MODELS
-    from mmengine.runner import load_checkpoint
-    scope = cfg.get('default_scope')
-    if scope:
-        __import__(f'{scope}.models')
-    with DefaultScope.overwrite_default_scope(scope or 'mmengine'):
-        model = MODELS.build(cfg.model)
-    if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    return model.eval()
 
 
 def flatten(outputs) -> list[torch.Tensor]:
@@ -111,7 +83,7 @@ def main(argv=None) -> int:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    model = build(cfg, args.checkpoint)
+    model = build_model_from_config(cfg, args.checkpoint)
     switched = switch_dft_mode(model, args.dft)
     wrapper = TensorForward(model, args.backbone_only).eval()
     inputs = torch.rand(args.batch_size, 3, h, w)
@@ -130,7 +102,8 @@ def main(argv=None) -> int:
               f'{len(expected)}', file=sys.stderr)
         return 1
     diff = max(float(np.abs(a - e).max()) for a, e in zip(actual, expected))
-    ops = sorted({n.op_type for n in __import__('onnx').load(out).graph.node})
+    import onnx
+    ops = sorted({n.op_type for n in onnx.load(out).graph.node})
     print(f'exported {out} ({exporter} exporter, opset {args.opset}, dft='
           f'{args.dft}, {switched} AFF filters, input '
           f'{tuple(inputs.shape)})')
