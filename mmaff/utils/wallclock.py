@@ -130,3 +130,49 @@ def first_reaching(curve: list[dict], key: str,
     """Training minutes at which ``curve[key]`` first reached ``target``."""
     return next((p['minutes'] for p in curve if p.get(key, -1) >= target),
                 None)
+
+
+def compare(models: list[str], build_cfg: Callable[[str, int], Config],
+            budget_min: float, eval_every_min: float,
+            json_out: str | None = None, meta: dict | None = None) -> dict:
+    """Train each model for the same budget (:func:`train_for`); optionally
+    write the curves (and ``meta``) to ``json_out``.
+
+    Args:
+        models (list[str]): Names passed to ``build_cfg``.
+        build_cfg (Callable[[str, int], Config]): ``(name, max_iters)`` to
+            the runner config.
+        budget_min (float): Training budget per model in minutes.
+        eval_every_min (float): Minutes of training between evaluations.
+        json_out (str, optional): JSON file for the results.
+        meta (dict, optional): Stored beside the results (e.g. the args).
+
+    Returns:
+        dict: Per model, the result of :func:`train_for`.
+    """
+    results = {}
+    for name in models:
+        print(f'[benchmark] {name}', flush=True)
+        results[name] = train_for(
+            lambda iters, name=name: build_cfg(name, iters), budget_min,
+            eval_every_min)
+    if json_out:
+        import json
+        with open(json_out, 'w') as f:
+            json.dump(dict(meta=meta or {}, results=results), f, indent=1)
+    return results
+
+
+def print_curves(results: dict, columns: dict[str, str], target_key: str,
+                 target: float) -> None:
+    """Print each model's curve (``columns``: header -> metric key) and the
+    training minutes at which ``target_key`` first reached ``target``."""
+    for name, res in results.items():
+        hit = first_reaching(res['curve'], target_key, target)
+        print(f'{name}: {res["s_per_iter"]:.3f} s/iter; {target_key} >= '
+              f'{target:g} at '
+              f'{f"{hit} min" if hit is not None else "never"}')
+        print('  minutes  iters' + ''.join(f'{h:>12}' for h in columns))
+        for point in res['curve']:
+            print(f'  {point["minutes"]:7.2f} {point["iters"]:6d}' + ''.join(
+                f'{point[key]:12.3f}' for key in columns.values()))

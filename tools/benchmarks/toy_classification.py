@@ -13,7 +13,6 @@ of training (not charged to the budget). Prints the curves side by side and
 the first minute at which each model reached ``--target``.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import subprocess
@@ -22,7 +21,7 @@ import sys
 import torch
 from mmengine.config import Config
 
-from mmaff.utils.wallclock import first_reaching, iteration_based, train_for
+from mmaff.utils.wallclock import compare, iteration_based, print_curves
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CONFIG = 'configs/classification/affnet-et_toy.py'
@@ -99,28 +98,15 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     import mmaff  # noqa: F401
     data_root = make_data(args)
-    results = {}
-    for name in args.models:
-        print(f'[benchmark] {name}', flush=True)
-        results[name] = train_for(
-            lambda iters, name=name: build_cfg(name, args, data_root, iters),
-            args.budget_min, args.eval_every_min)
-
+    results = compare(
+        args.models,
+        lambda name, iters: build_cfg(name, args, data_root, iters),
+        args.budget_min, args.eval_every_min, args.json_out, vars(args))
     print(f'\nToy classification, {torch.get_num_threads()} threads, batch '
           f'{args.batch_size}, {args.budget_min:g} min training budget per '
           'model\n')
-    for name, res in results.items():
-        hit = first_reaching(res['curve'], 'accuracy/top1', args.target)
-        print(f'{name}: {res["s_per_iter"]:.3f} s/iter; top-1 >= '
-              f'{args.target:g} at '
-              f'{f"{hit} min" if hit is not None else "never"}')
-        print('  minutes  iters   top-1')
-        for p in res['curve']:
-            print(f'  {p["minutes"]:7.2f} {p["iters"]:6d}  '
-                  f'{p["accuracy/top1"]:6.2f}')
-    if args.json_out:
-        with open(args.json_out, 'w') as f:
-            json.dump(dict(args=vars(args), results=results), f, indent=1)
+    print_curves(results, {'top-1': 'accuracy/top1'}, 'accuracy/top1',
+                 args.target)
 
 
 if __name__ == '__main__':

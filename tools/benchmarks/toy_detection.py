@@ -16,7 +16,6 @@ budget) is sized by a short speed calibration of each model.
 """
 import argparse
 import copy
-import json
 import os
 import os.path as osp
 import subprocess
@@ -25,7 +24,7 @@ import sys
 import torch
 from mmengine.config import Config
 
-from mmaff.utils.wallclock import first_reaching, iteration_based, train_for
+from mmaff.utils.wallclock import compare, iteration_based, print_curves
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MODELS = {
@@ -130,28 +129,17 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     import mmaff  # noqa: F401
     data_root = make_data(args)
-    results = {}
-    for name in args.models:
-        print(f'[benchmark] {name}', flush=True)
-        results[name] = train_for(
-            lambda iters, name=name: build_cfg(name, args, data_root, iters),
-            args.budget_min, args.eval_every_min)
-
+    results = compare(
+        args.models,
+        lambda name, iters: build_cfg(name, args, data_root, iters),
+        args.budget_min, args.eval_every_min, args.json_out, vars(args))
     print(f'\nToy detection, {torch.get_num_threads()} threads, batch '
           f'{args.batch_size}, input {args.input_size}, '
           f'{args.budget_min:g} min training budget per model\n')
-    for name, res in results.items():
-        hit = first_reaching(res['curve'], 'coco/bbox_mAP_50', args.target)
-        print(f'{name}: {res["s_per_iter"]:.3f} s/iter; mAP@0.5 >= '
-              f'{args.target} at '
-              f'{f"{hit} min" if hit is not None else "never"}')
-        print('  minutes  iters   bbox_mAP  mAP@0.5')
-        for p in res['curve']:
-            print(f'  {p["minutes"]:7.2f} {p["iters"]:6d}   '
-                  f'{p["coco/bbox_mAP"]:.3f}     {p["coco/bbox_mAP_50"]:.3f}')
-    if args.json_out:
-        with open(args.json_out, 'w') as f:
-            json.dump(dict(args=vars(args), results=results), f, indent=1)
+    print_curves(results, {
+        'bbox_mAP': 'coco/bbox_mAP',
+        'mAP@0.5': 'coco/bbox_mAP_50'
+    }, 'coco/bbox_mAP_50', args.target)
 
 
 if __name__ == '__main__':

@@ -14,7 +14,6 @@ mIoU against training minutes side by side and the first minute at which
 each model reached ``--target``.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import subprocess
@@ -23,7 +22,7 @@ import sys
 import torch
 from mmengine.config import Config
 
-from mmaff.utils.wallclock import first_reaching, iteration_based, train_for
+from mmaff.utils.wallclock import compare, iteration_based, print_curves
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CONFIG = 'configs/segmentation/deeplabv3_affnet-et_ade20k_toy.py'
@@ -103,28 +102,15 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     import mmaff  # noqa: F401
     data_root = make_data(args)
-    results = {}
-    for name in args.models:
-        print(f'[benchmark] {name}', flush=True)
-        results[name] = train_for(
-            lambda iters, name=name: build_cfg(name, args, data_root, iters),
-            args.budget_min, args.eval_every_min)
-
+    results = compare(
+        args.models,
+        lambda name, iters: build_cfg(name, args, data_root, iters),
+        args.budget_min, args.eval_every_min, args.json_out, vars(args))
     print(f'\nToy segmentation, {torch.get_num_threads()} threads, batch '
           f'{args.batch_size}, {args.budget_min:g} min training budget per '
           'model\n')
-    for name, res in results.items():
-        hit = first_reaching(res['curve'], 'mIoU', args.target)
-        print(f'{name}: {res["s_per_iter"]:.3f} s/iter; mIoU >= '
-              f'{args.target:g} at '
-              f'{f"{hit} min" if hit is not None else "never"}')
-        print('  minutes  iters   mIoU   aAcc')
-        for p in res['curve']:
-            print(f'  {p["minutes"]:7.2f} {p["iters"]:6d}  {p["mIoU"]:5.2f}'
-                  f'  {p["aAcc"]:5.2f}')
-    if args.json_out:
-        with open(args.json_out, 'w') as f:
-            json.dump(dict(args=vars(args), results=results), f, indent=1)
+    print_curves(results, {'mIoU': 'mIoU', 'aAcc': 'aAcc'}, 'mIoU',
+                 args.target)
 
 
 if __name__ == '__main__':
