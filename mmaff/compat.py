@@ -239,6 +239,20 @@ def prepare_cpu_distributed(cfg, launcher: str) -> bool:
     return True
 
 
+def finish_distributed() -> None:
+    """Shut the process group down on every rank together.
+
+    A rank that exits while gloo's threads are alive can abort with
+    "terminate called without an active exception" (SIGABRT) and fail the
+    whole torchrun job after the work is done; mmengine never destroys the
+    group it starts. Does nothing when no group is running.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def apply_all() -> None:
     """Apply the fixes that take effect on import (F1, F2)."""
     fix_ssd_head()

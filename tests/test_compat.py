@@ -544,6 +544,10 @@ dump(dict(
                   if 'Norm' in type(m).__name__}),
     weight=model.module.head.weight.detach().flatten().tolist(),
     samples=list(runner.train_dataloader.sampler), future=future))
+# a rank leaving with gloo threads alive can abort ("terminate called
+# without an active exception"): shut down together
+dist.barrier()
+dist.destroy_process_group()
 '''
 
 

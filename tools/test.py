@@ -7,6 +7,7 @@ import argparse
 import os.path as osp
 
 import mmaff  # noqa: F401  (registers AFFNet, applies the compat fixes)
+from mmaff.compat import finish_distributed
 from mmaff.utils.runner_setup import (
     add_common_args,
     build_runner,
@@ -46,6 +47,7 @@ def main(argv=None) -> None:
         cfg.test_evaluator = evaluators
     runner = build_runner(cfg)
     runner.test()
+    finish_distributed()
 
 
 if __name__ == '__main__':

@@ -8,6 +8,7 @@ Multi-process: tools/dist_train.sh CONFIG NUM_PROCS (gloo on CPU).
 import argparse
 
 import mmaff  # noqa: F401  (registers AFFNet, applies the compat fixes)
+from mmaff.compat import finish_distributed
 from mmaff.utils.runner_setup import (
     add_common_args,
     build_runner,
@@ -55,6 +56,7 @@ def main(argv=None) -> None:
         cfg.load_from = args.resume
     runner = build_runner(cfg)
     runner.train()
+    finish_distributed()
 
 
 if __name__ == '__main__':
