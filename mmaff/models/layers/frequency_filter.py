@@ -79,23 +79,7 @@ class AdaptiveFrequencyFilter(BaseModule):
         self.act = build_activation_layer(act_cfg)
         self.dft_mode = 'fft'
         self._dft_cache: dict = {}
-
-    @staticmethod
-    def _real_conv_params(weight: torch.Tensor, bias: torch.Tensor,
-                          dtype: torch.dtype
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Turn complex ``[group, in, out]`` weights into grouped 1x1 conv
-        weights acting on ``[real; imag]`` channel stacks of each group."""
-        w_re = weight[0].transpose(1, 2).to(dtype)  # (G, out, in)
-        w_im = weight[1].transpose(1, 2).to(dtype)
-        # (a + ib)(c + id) = (ac - bd) + i(ad + bc)
-        real_rows = torch.cat([w_re, -w_im], dim=2)
-        imag_rows = torch.cat([w_im, w_re], dim=2)
-        conv_weight = torch.cat([real_rows, imag_rows], dim=1)
-        groups, out2, in2 = conv_weight.shape
-        conv_weight = conv_weight.reshape(groups * out2, in2, 1, 1)
-        conv_bias = torch.stack([bias[0], bias[1]], dim=1).reshape(-1)
-        return conv_weight, conv_bias.to(dtype)
+        self._weight_cache: tuple | None = None
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4:
@@ -112,33 +96,68 @@ class AdaptiveFrequencyFilter(BaseModule):
         # CPU), so everything below float64 is filtered in float32.
         return torch.float64 if dtype == torch.float64 else torch.float32
 
+    def _block_weights(self, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        """Both complex layers as real per-group matrices acting on columns
+        ``[re_0 .. re_b, im_0 .. im_b]``: weights ``(G, 2 * out, 2 * in)``
+        and biases ``(G, 2 * out, 1)``.
+
+        Without autograd the result is cached until a parameter changes in
+        place (optimizer step, ``load_state_dict``) or moves, so inference
+        does not rebuild it on every call."""
+        params = (self.w1, self.b1, self.w2, self.b2)
+        key = None
+        if not (torch.is_grad_enabled()
+                and any(p.requires_grad for p in params)):
+            key = (dtype, ) + tuple(
+                (p._version, p.data_ptr(), p.device) for p in params)
+            if self._weight_cache is not None \
+                    and self._weight_cache[0] == key:
+                return self._weight_cache[1]
+        out = []
+        for weight, bias in ((self.w1, self.b1), (self.w2, self.b2)):
+            w_re = weight[0].transpose(1, 2).to(dtype)  # (G, out, in)
+            w_im = weight[1].transpose(1, 2).to(dtype)
+            # (a + ib)(c + id) = (ac - bd) + i(ad + bc)
+            real_rows = torch.cat([w_re, -w_im], dim=2)
+            imag_rows = torch.cat([w_im, w_re], dim=2)
+            out.append(torch.cat([real_rows, imag_rows], dim=1))
+            out.append(torch.cat([bias[0], bias[1]], dim=1).unsqueeze(-1)
+                       .to(dtype))
+        if key is not None:
+            self._weight_cache = (key, tuple(out))
+        return tuple(out)
+
     def _complex_mlp(self, re: torch.Tensor,
-                     im: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Real and imaginary parts of the mask from those of the spectrum,
-        all of shape (N, C, H, Wf)."""
+                     im: torch.Tensor) -> torch.Tensor:
+        """The mask from the real and imaginary parts of the spectrum, both
+        of shape (N, C, H, Wf), as a real (N, G, 2 * b, H * Wf) tensor: the
+        real parts of each group's ``b`` channels, then their imaginary
+        parts.
+
+        Each group's real and imaginary parts are stacked once into a
+        (2 * b, H * Wf) matrix, so both layers are single batched matrix
+        products over (N, G); the spectrum keeps the layout torch.fft gives
+        it, with no channels-last round trip and no grouped convolutions on
+        tiny maps."""
         n, c, h, wf = re.shape
         g, b = self.num_groups, self.group_channels
-        # Real and imaginary parts of each group stacked as channels of the
-        # grouped convolutions: (N, G, 2, b, H, Wf).
-        stacked = torch.stack(
-            [re.reshape(n, g, b, h, wf),
-             im.reshape(n, g, b, h, wf)], dim=2).reshape(n, 2 * c, h, wf)
-        w1, b1 = self._real_conv_params(self.w1, self.b1, re.dtype)
-        w2, b2 = self._real_conv_params(self.w2, self.b2, re.dtype)
-        hidden = self.act(F.conv2d(stacked, w1, b1, groups=g))
-        mask = F.conv2d(hidden, w2, b2, groups=g)
-        mask = F.softshrink(mask, self.sparsity_threshold)
-        mask = mask.view(n, g, 2, b, h, wf)
-        return (mask[:, :, 0].reshape(n, c, h, wf),
-                mask[:, :, 1].reshape(n, c, h, wf))
+        w1, b1, w2, b2 = self._block_weights(re.dtype)
+        stacked = torch.cat(
+            [re.reshape(n, g, b, h * wf),
+             im.reshape(n, g, b, h * wf)], dim=2)
+        hidden = self.act(torch.matmul(w1, stacked) + b1)
+        return F.softshrink(
+            torch.matmul(w2, hidden) + b2, self.sparsity_threshold)
 
     def _spectrum_and_mask(
             self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the ortho-normalised half spectrum of ``x`` and the mask,
         both complex of shape (N, C, H, W // 2 + 1)."""
         spec = torch.fft.rfft2(x, norm='ortho')
-        mask_re, mask_im = self._complex_mlp(spec.real, spec.imag)
-        return spec, torch.complex(mask_re, mask_im)
+        mask = self._complex_mlp(spec.real, spec.imag)
+        b = self.group_channels
+        return spec, torch.complex(mask[:, :, :b], mask[:, :, b:]).view(
+            spec.shape)
 
     def _dft_matrices(self, h: int, w: int, dtype: torch.dtype,
                       device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -178,7 +197,10 @@ class AdaptiveFrequencyFilter(BaseModule):
         # rfft along W, then the complex DFT along H
         rw, iw = x @ cw, -(x @ sw)
         re, im = ch @ rw + sh @ iw, ch @ iw - sh @ rw
-        mask_re, mask_im = self._complex_mlp(re, im)
+        mask = self._complex_mlp(re, im)
+        b = self.group_channels
+        mask_re = mask[:, :, :b].reshape(re.shape)
+        mask_im = mask[:, :, b:].reshape(re.shape)
         y_re = mask_re * re - mask_im * im
         y_im = mask_re * im + mask_im * re
         # inverse complex DFT along H, then the c2r transform along W
@@ -215,7 +237,6 @@ class AdaptiveFrequencyFilter(BaseModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
-        h, w = x.shape[-2:]
         with torch.autocast(device_type=x.device.type, enabled=False):
             xc = x.to(self._compute_dtype(x.dtype))
             if self.dft_mode == 'matmul':
@@ -223,8 +244,10 @@ class AdaptiveFrequencyFilter(BaseModule):
             else:
                 spec, mask = self._spectrum_and_mask(xc)
                 # s=(h, w) restores odd widths that rfft2 cannot encode.
-                out = torch.fft.irfft2(mask * spec, s=(h, w), norm='ortho')
-        return out.to(x.dtype) + x
+                out = torch.fft.irfft2(mask * spec, s=xc.shape[-2:],
+                                       norm='ortho')
+        # x first: the sum keeps the memory format of the input.
+        return x + out.to(x.dtype)
 
     def set_dft_mode(self, mode: str) -> None:
         """Compute the DFTs with ``'fft'`` (torch.fft, the default) or
