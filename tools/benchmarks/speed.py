@@ -1,0 +1,580 @@
+"""Speed of AFFNet against its peers, side by side in one process.
+
+    python tools/benchmarks/speed.py [--sections models mixer train gflops]
+        [--threads 2] [--device cpu|cuda] [--amp bf16|fp16] [--compile]
+        [--out-dir work_dirs/speed]
+
+Sections:
+
+- ``models``: backbone + classifier inference at 256x256, batch 1 and 8
+  (CUDA: 1 and 64), AFFNet-ET / -T / AFFNet against mmpretrain's
+  MobileViT-XXS / -XS / -S and MobileNetV2-1.0, each model as users run it
+  (``default``: NCHW, as built) and in inference form (``fused``: BN folded
+  into the convolutions, channels-last, see
+  :func:`mmaff.utils.speed.fuse_for_inference`). Ratios compare like with
+  like.
+- ``mixer``: one token mixer at a time on a square map of C channels, from
+  8x8 to 128x128 tokens: the AFF filter, multi-head self-attention (with
+  its projections), a 7x7 depthwise convolution and a depthwise convolution
+  whose kernel is as large as the map. Log-log plot of time against tokens.
+- ``train``: one training step (data preprocessor, forward, loss, backward,
+  SGD step) of SSDLite-AFFNet-ET against mmdet's SSDLite-MobileNetV2 at
+  320x320, batch 8, and of DeepLabv3-AFFNet-ET against mmseg's
+  DeepLabv3-MobileNetV2-d8 at 512x512, batch 4, on synthetic labels.
+- ``gflops``: AFFNet's achieved multiply-accumulates per second (counts from
+  the FLOP analyzer of tools/analysis_tools/get_flops.py) against the best
+  dense 1x1-convolution throughput measured in the same run.
+
+Every comparison interleaves its candidates (shuffled round-robin, warm-up
+calls untimed) and reports medians. Tables go to stdout and
+``OUT_DIR/tables.md``, raw samples to ``OUT_DIR/results.json``, plots to
+``OUT_DIR/*.png``.
+"""
+import argparse
+import copy
+import json
+import math
+import os
+import os.path as osp
+import sys
+from collections.abc import Callable
+
+import torch
+import torch.nn as nn
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+from mmaff.utils.speed import (fuse_for_inference, machine_description,  # noqa: E402,E501
+                               median, synchronize, time_interleaved,
+                               tune_malloc)
+
+SECTIONS = ('models', 'mixer', 'train', 'gflops')
+CLASSIFIERS = {
+    'AFFNet-ET': 'configs/classification/affnet-et_8xb128_in1k.py',
+    'AFFNet-T': 'configs/classification/affnet-t_8xb128_in1k.py',
+    'AFFNet': 'configs/classification/affnet_8xb128_in1k.py',
+    'MobileViT-XXS': 'mmpretrain::mobilevit/mobilevit-xxsmall_8xb128_in1k.py',
+    'MobileViT-XS': 'mmpretrain::mobilevit/mobilevit-xsmall_8xb128_in1k.py',
+    'MobileViT-S': 'mmpretrain::mobilevit/mobilevit-small_8xb128_in1k.py',
+    'MobileNetV2-1.0': 'mmpretrain::mobilenet_v2/mobilenet-v2_8xb32_in1k.py',
+}
+# (ours, peer, target throughput ratio) from the performance issue
+TARGETS = [('AFFNet', 'MobileViT-S', 1.3), ('AFFNet-T', 'MobileViT-XS', 1.3),
+           ('AFFNet-ET', 'MobileNetV2-1.0', 1.0)]
+TRAIN_PAIRS = {
+    'detection': dict(
+        ours='configs/detection/ssdlite_affnet-et_coco.py',
+        peer='mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py',
+        names=('SSDLite-AFFNet-ET', 'SSDLite-MobileNetV2'),
+        size=320,
+        batch=8),
+    'segmentation': dict(
+        ours='configs/segmentation/deeplabv3_affnet-et_ade20k.py',
+        peer='mmseg::mobilenet_v2/'
+        'mobilenet-v2-d8_deeplabv3_4xb4-160k_ade20k-512x512.py',
+        names=('DeepLabv3-AFFNet-ET', 'DeepLabv3-MobileNetV2-d8'),
+        size=512,
+        batch=4),
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--sections', nargs='+', default=list(SECTIONS),
+                        choices=SECTIONS)
+    parser.add_argument('--threads', type=int, default=2,
+                        help='torch intra-op threads (CPU)')
+    parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
+    parser.add_argument('--amp', default=None, choices=('bf16', 'fp16'),
+                        help='autocast dtype (CUDA); the AFF filter keeps '
+                        'its FFTs in fp32 either way')
+    parser.add_argument('--compile', action='store_true',
+                        help='also time every model under torch.compile '
+                        '(optional; slow to start)')
+    parser.add_argument('--batches', type=int, nargs='+', default=None,
+                        help='inference batch sizes (default 1 8 on CPU, '
+                        '1 64 on CUDA)')
+    parser.add_argument('--size', type=int, default=256,
+                        help='inference input size')
+    parser.add_argument('--rounds', type=int, default=30,
+                        help='timed calls per model at batch 1 (fewer at '
+                        'larger batches, see --images-per-round)')
+    parser.add_argument('--images-per-round', type=int, default=240,
+                        help='rounds at batch B: max(5, this / B) and at '
+                        'most --rounds')
+    parser.add_argument('--mixer-channels', type=int, default=64)
+    parser.add_argument('--mixer-sizes', type=int, nargs='+',
+                        default=[8, 16, 32, 64, 96, 128])
+    parser.add_argument('--mixer-budget-s', type=float, default=6.,
+                        help='seconds of timed calls per mixer size')
+    parser.add_argument('--train-rounds', type=int, default=5)
+    parser.add_argument('--no-malloc-tuning', action='store_true',
+                        help='keep glibc malloc defaults (see '
+                        'mmaff.utils.speed.tune_malloc)')
+    parser.add_argument('--out-dir', default='work_dirs/speed')
+    return parser.parse_args(argv)
+
+
+# ----------------------------------------------------------------- helpers
+def resolve_config(path: str):
+    """A Config from our path or ``package::path`` inside an installed mm
+    package (mmengine resolves that prefix only inside ``_base_``)."""
+    from mmengine.config import Config
+    if '::' in path:
+        package, rel = path.split('::', 1)
+        module = __import__(package)
+        path = osp.join(osp.dirname(module.__file__), '.mim', 'configs', rel)
+    elif not osp.isabs(path):
+        path = osp.join(ROOT, path)
+    return Config.fromfile(path)
+
+
+def build_model(path: str) -> nn.Module:
+    from mmengine.model import revert_sync_batchnorm
+
+    from mmaff.utils.runner_setup import build_model_from_config
+    cfg = resolve_config(path)
+    # SyncBN of the distributed configs needs a process group
+    return revert_sync_batchnorm(build_model_from_config(cfg))
+
+
+def autocast(args) -> torch.autocast:
+    dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(args.amp)
+    return torch.autocast(args.device, dtype=dtype, enabled=dtype is not None)
+
+
+def fmt_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ['| ' + ' | '.join(header) + ' |',
+             '|' + '|'.join('---' for _ in header) + '|']
+    lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
+    return '\n'.join(lines)
+
+
+class Report:
+    """Collects the printed tables for ``tables.md`` and the raw samples for
+    ``results.json``."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = out_dir
+        self.parts: list[str] = []
+        self.results: dict = {}
+        os.makedirs(out_dir, exist_ok=True)
+
+    def add(self, text: str) -> None:
+        print(text + '\n', flush=True)
+        self.parts.append(text)
+
+    def save(self) -> None:
+        with open(osp.join(self.out_dir, 'tables.md'), 'w') as f:
+            f.write('\n\n'.join(self.parts) + '\n')
+        with open(osp.join(self.out_dir, 'results.json'), 'w') as f:
+            json.dump(self.results, f, indent=1)
+
+
+# ------------------------------------------------------------------ models
+def classifier_forwards(args, batch: int,
+                        models: dict[str, dict[str, nn.Module]]
+                        ) -> dict[str, Callable]:
+    fns = {}
+    for name, variants in models.items():
+        for mode, model in variants.items():
+            x = torch.rand(batch, 3, args.size, args.size, device=args.device)
+            if mode != 'default':
+                x = x.contiguous(memory_format=torch.channels_last)
+
+            def forward(model=model, x=x):
+                with torch.inference_mode(), autocast(args):
+                    return model(x, mode='tensor')
+
+            fns[f'{name}|{mode}'] = forward
+    return fns
+
+
+def build_classifiers(args) -> dict[str, dict[str, nn.Module]]:
+    models = {}
+    for name, path in CLASSIFIERS.items():
+        default = build_model(path).to(args.device)
+        fused = fuse_for_inference(copy.deepcopy(default))
+        models[name] = {'default': default, 'fused': fused}
+        if args.compile:
+            models[name]['fused+compile'] = torch.compile(fused)
+    return models
+
+
+def run_models(args, report: Report) -> dict:
+    models = build_classifiers(args)
+    modes = list(next(iter(models.values())))
+    throughput = {}
+    for batch in args.batches:
+        rounds = min(args.rounds,
+                     max(5, args.images_per_round // batch))
+        samples = time_interleaved(
+            classifier_forwards(args, batch, models), rounds,
+            device=args.device)
+        report.results[f'models_b{batch}'] = samples
+        for key, values in samples.items():
+            throughput[(key, batch)] = batch / median(values)
+    rows = []
+    for name in models:
+        row = [name]
+        for batch in args.batches:
+            row += [f'{throughput[(f"{name}|{m}", batch)]:.1f}'
+                    for m in modes]
+        rows.append(row)
+    header = ['model'] + [f'b{b} {m}' for b in args.batches for m in modes]
+    report.add(f'### Inference throughput (images/s), {args.size}x'
+               f'{args.size}, {args.device}'
+               f'{", autocast " + args.amp if args.amp else ""}\n\n' +
+               fmt_table(header, rows))
+    rows = []
+    for ours, peer, target in TARGETS:
+        for batch in args.batches:
+            cells = []
+            for mode in modes:
+                ratio = (throughput[(f'{ours}|{mode}', batch)] /
+                         throughput[(f'{peer}|{mode}', batch)])
+                cells.append(f'{ratio:.2f}x '
+                             f'{"met" if ratio >= target else "NOT met"}')
+            rows.append([f'{ours} / {peer}', str(batch), f'{target:.1f}x'] +
+                        cells)
+    report.add('### Throughput ratios against the targets (like with like)'
+               '\n\n' + fmt_table(['pair', 'batch', 'target'] + modes, rows))
+    plot_models(args, throughput, modes, report)
+    return throughput
+
+
+def plot_models(args, throughput: dict, modes: list[str],
+                report: Report) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    names = list(CLASSIFIERS)
+    fig, axes = plt.subplots(1, len(args.batches),
+                             figsize=(6 * len(args.batches), 4))
+    axes = [axes] if len(args.batches) == 1 else axes
+    width = 0.8 / len(modes)
+    for ax, batch in zip(axes, args.batches):
+        for i, mode in enumerate(modes):
+            values = [throughput[(f'{n}|{mode}', batch)] for n in names]
+            ax.bar([j + i * width for j in range(len(names))], values,
+                   width, label=mode)
+        ax.set_xticks([j + width * (len(modes) - 1) / 2
+                       for j in range(len(names))])
+        ax.set_xticklabels(names, rotation=30, ha='right')
+        ax.set_ylabel('images / s')
+        ax.set_title(f'batch {batch}, {args.size}x{args.size}, '
+                     f'{args.device}')
+        ax.legend()
+    fig.tight_layout()
+    path = osp.join(report.out_dir, f'models_{args.device}.png')
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f'wrote {path}')
+
+
+# ------------------------------------------------------------------- mixer
+class SelfAttentionMixer(nn.Module):
+    """Multi-head self-attention over the H*W tokens of a map, projections
+    included (MobileViT's global mixer without its unfolding)."""
+
+    def __init__(self, channels: int, num_heads: int = 4) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(
+            channels, num_heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        tokens = x.flatten(2).transpose(1, 2)
+        out = self.attn(tokens, tokens, tokens, need_weights=False)[0]
+        return out.transpose(1, 2).reshape(n, c, h, w)
+
+
+def build_mixers(channels: int, size: int) -> dict[str, nn.Module]:
+    from mmaff.models.layers import AdaptiveFrequencyFilter
+    return {
+        'AFF filter': AdaptiveFrequencyFilter(channels),
+        'self-attention (4 heads)': SelfAttentionMixer(channels),
+        'depthwise 7x7': nn.Conv2d(
+            channels, channels, 7, padding=3, groups=channels),
+        'depthwise map-sized': nn.Conv2d(
+            channels, channels, size, padding='same', groups=channels),
+    }
+
+
+def run_mixer(args, report: Report) -> None:
+    times: dict[str, dict[int, float]] = {}
+    for size in args.mixer_sizes:
+        mixers = build_mixers(args.mixer_channels, size)
+        x = torch.randn(1, args.mixer_channels, size, size,
+                        device=args.device)
+        fns = {}
+        for name, module in mixers.items():
+            module.to(args.device).eval()
+
+            def forward(module=module):
+                with torch.inference_mode(), autocast(args):
+                    return module(x)
+
+            fns[name] = forward
+        # one untimed call each to size the number of rounds
+        single = time_interleaved(fns, 1, warmup=1, device=args.device)
+        per_round = sum(v[0] for v in single.values())
+        rounds = int(max(3, min(30, args.mixer_budget_s / per_round)))
+        samples = time_interleaved(fns, rounds, warmup=0,
+                                   device=args.device)
+        report.results[f'mixer_{size}'] = samples
+        for name, values in samples.items():
+            times.setdefault(name, {})[size] = median(values)
+        print(f'mixer {size}x{size}: ' + ', '.join(
+            f'{n} {1e3 * median(v):.2f} ms' for n, v in samples.items()),
+            flush=True)
+    names = list(times)
+    rows = [[f'{s}x{s} ({s * s})'] +
+            [f'{1e3 * times[n][s]:.3f}' for n in names] +
+            [f'{times["self-attention (4 heads)"][s] / times["AFF filter"][s]:.1f}x']
+            for s in args.mixer_sizes]
+    report.add(f'### Token mixers, {args.mixer_channels} channels, batch 1, '
+               f'{args.device} (ms per call)\n\n' +
+               fmt_table(['map (tokens)'] + names +
+                         ['attention / AFF'], rows))
+    # log-log slopes between consecutive sizes: N log N is ~1.1, N^2 is 2
+    rows = []
+    sizes = args.mixer_sizes
+    for a, b in zip(sizes, sizes[1:]):
+        row = [f'{a * a} -> {b * b}']
+        for n in names:
+            slope = math.log(times[n][b] / times[n][a]) / math.log(
+                (b * b) / (a * a))
+            row.append(f'{slope:.2f}')
+        nlogn = math.log((b * b * math.log(b * b)) /
+                         (a * a * math.log(a * a))) / math.log(
+                             (b * b) / (a * a))
+        row.append(f'{nlogn:.2f}')
+        rows.append(row)
+    report.add('### Growth exponent d log(time) / d log(tokens)\n\n' +
+               fmt_table(['tokens'] + names + ['N log N'], rows))
+    report.results['mixer_times'] = {
+        n: {str(s): t for s, t in v.items()} for n, v in times.items()}
+    plot_mixer(args, times, report)
+
+
+def plot_mixer(args, times: dict, report: Report) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    tokens = [s * s for s in args.mixer_sizes]
+    for name, by_size in times.items():
+        ax.loglog(tokens, [1e3 * by_size[s] for s in args.mixer_sizes],
+                  'o-', label=name)
+    aff = times['AFF filter']
+    first, last = args.mixer_sizes[0], args.mixer_sizes[-1]
+    ref = 1e3 * aff[last]
+    n_last = last * last
+    ax.loglog(tokens, [ref * n * math.log(n) / (n_last * math.log(n_last))
+                       for n in tokens], 'k:', label='~ N log N')
+    ax.loglog(tokens, [ref * (n / n_last)**2 for n in tokens], 'k--',
+              label='~ N^2', alpha=0.5)
+    ax.set_xlabel('tokens N = H x W')
+    ax.set_ylabel('ms per call (batch 1)')
+    ax.set_title(f'Token mixers, {args.mixer_channels} channels, '
+                 f'{args.device}')
+    ax.set_ylim(bottom=1e-3 * min(
+        min(v.values()) for v in times.values()) * 1e3 / 2)
+    ax.legend(fontsize=8)
+    ax.grid(True, which='both', alpha=0.3)
+    fig.tight_layout()
+    path = osp.join(report.out_dir, f'mixer_scaling_{args.device}.png')
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f'wrote {path} ({first}x{first} to {last}x{last})')
+
+
+# ------------------------------------------------------------------- train
+def detection_batch(batch: int, size: int, num_classes: int,
+                    generator: torch.Generator) -> dict:
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    inputs, samples = [], []
+    for _ in range(batch):
+        inputs.append(
+            torch.randint(0, 256, (3, size, size), generator=generator,
+                          dtype=torch.uint8))
+        num = 5
+        xy = torch.rand(num, 2, generator=generator) * size * 0.6
+        wh = 16 + torch.rand(num, 2, generator=generator) * size * 0.3
+        sample = DetDataSample(
+            metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
+                          scale_factor=(1., 1.)))
+        sample.gt_instances = InstanceData(
+            bboxes=torch.cat([xy, (xy + wh).clamp(max=size)], dim=1),
+            labels=torch.randint(0, num_classes, (num, ),
+                                 generator=generator))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def segmentation_batch(batch: int, size: int, num_classes: int,
+                       generator: torch.Generator) -> dict:
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    inputs, samples = [], []
+    for _ in range(batch):
+        inputs.append(
+            torch.randint(0, 256, (3, size, size), generator=generator,
+                          dtype=torch.uint8))
+        sample = SegDataSample(
+            metainfo=dict(img_shape=(size, size), ori_shape=(size, size)))
+        sample.gt_sem_seg = PixelData(data=torch.randint(
+            0, num_classes, (1, size, size), generator=generator))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def train_step_fn(path: str, task: str, size: int, batch: int,
+                  args) -> Callable:
+    from mmengine.optim import AmpOptimWrapper, OptimWrapper
+    model = build_model(path).to(args.device).train()
+    generator = torch.Generator().manual_seed(0)
+    if task == 'detection':
+        data = detection_batch(batch, size,
+                               model.bbox_head.num_classes, generator)
+    else:
+        data = segmentation_batch(batch, size,
+                                  model.decode_head.num_classes, generator)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    if args.amp:
+        wrapper = AmpOptimWrapper(
+            optimizer=optimizer,
+            dtype={'bf16': 'bfloat16', 'fp16': 'float16'}[args.amp])
+    else:
+        wrapper = OptimWrapper(optimizer=optimizer)
+
+    def step():
+        return model.train_step(data, wrapper)
+
+    return step
+
+
+def run_train(args, report: Report) -> None:
+    rows = []
+    for task, pair in TRAIN_PAIRS.items():
+        names = pair['names']
+        fns = {
+            names[0]: train_step_fn(pair['ours'], task, pair['size'],
+                                    pair['batch'], args),
+            names[1]: train_step_fn(pair['peer'], task, pair['size'],
+                                    pair['batch'], args),
+        }
+        samples = time_interleaved(fns, args.train_rounds, warmup=2,
+                                   device=args.device)
+        report.results[f'train_{task}'] = samples
+        ours, peer = (median(samples[n]) for n in names)
+        print(f'train {task}: {names[0]} {ours:.3f} s/step, {names[1]} '
+              f'{peer:.3f} s/step', flush=True)
+        rows.append([
+            f'{names[0]} vs {names[1]}',
+            f'{pair["size"]}x{pair["size"]}, batch {pair["batch"]}',
+            f'{ours:.3f}', f'{peer:.3f}', f'{peer / ours:.2f}x'
+        ])
+    report.add(f'### Training step (forward + backward + SGD), {args.device}'
+               f'{", autocast " + args.amp if args.amp else ""}\n\n' +
+               fmt_table(['pair', 'input', 'ours s/step', 'peer s/step',
+                          'speed-up'], rows))
+
+
+# ------------------------------------------------------------------ gflops
+def dense_conv_throughput(args) -> tuple[float, str]:
+    """Best multiply-accumulates per second of dense 1x1 convolutions
+    (channels-last, a few sizes around AFFNet's)."""
+    shapes = [(8, 128, 64, 64, 128), (8, 256, 32, 32, 256),
+              (8, 512, 16, 16, 512), (8, 64, 128, 128, 128)]
+    fns, macs = {}, {}
+    for n, cin, h, w, cout in shapes:
+        conv = nn.Conv2d(cin, cout, 1).to(args.device).to(
+            memory_format=torch.channels_last).eval()
+        x = torch.randn(n, cin, h, w, device=args.device).contiguous(
+            memory_format=torch.channels_last)
+        name = f'{cin}->{cout} at {h}x{w}, batch {n}'
+
+        def forward(conv=conv, x=x):
+            with torch.inference_mode(), autocast(args):
+                return conv(x)
+
+        fns[name] = forward
+        macs[name] = n * h * w * cin * cout
+    samples = time_interleaved(fns, 10, device=args.device)
+    best = max(fns, key=lambda k: macs[k] / median(samples[k]))
+    return macs[best] / median(samples[best]), best
+
+
+def model_macs(path: str, size: int) -> int:
+    from mmaff.utils.flops import flop_analyzer
+    from mmaff.utils.runner_setup import TensorForward
+    analyzer = flop_analyzer(
+        TensorForward(build_model(path)), (torch.rand(1, 3, size, size), ))
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    with torch.no_grad():
+        return analyzer.total()
+
+
+def run_gflops(args, report: Report, throughput: dict | None) -> None:
+    if throughput is None:
+        raise SystemExit('--sections gflops needs the models section too '
+                         '(it uses the measured throughput)')
+    peak, shape = dense_conv_throughput(args)
+    rows = []
+    for name in ('AFFNet-ET', 'AFFNet-T', 'AFFNet'):
+        macs = model_macs(CLASSIFIERS[name], args.size)
+        for batch in args.batches:
+            rate = macs * throughput[(f'{name}|fused', batch)]
+            rows.append([
+                name, str(batch), f'{macs / 1e9:.3f}', f'{rate / 1e9:.1f}',
+                f'{100 * rate / peak:.0f} %'
+            ])
+    report.results['dense_conv_gmacs'] = peak / 1e9
+    report.add(
+        f'### Achieved throughput, fused models, {args.device}\n\n'
+        f'Dense 1x1 convolution, best of four shapes: {peak / 1e9:.1f} '
+        f'GMAC/s ({shape}, channels-last).\n\n' + fmt_table(
+            ['model', 'batch', 'GMAC per image', 'achieved GMAC/s',
+             'of dense conv'], rows))
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit('--device cuda: no CUDA device visible')
+    if args.amp and args.device == 'cpu':
+        raise SystemExit('--amp is for --device cuda (CPU autocast to half '
+                         'types is not what these models deploy with)')
+    if args.batches is None:
+        args.batches = [1, 64] if args.device == 'cuda' else [1, 8]
+    malloc = False if args.no_malloc_tuning else tune_malloc()
+    torch.set_num_threads(args.threads)
+    import mmaff  # noqa: F401  (registers AFFNet and the compat fixes)
+    report = Report(args.out_dir)
+    info = machine_description()
+    info['glibc malloc tuned'] = str(malloc)
+    report.add('### Machine\n\n' + '\n'.join(
+        f'- {k}: {v}' for k, v in info.items()))
+    report.results['machine'] = info
+    throughput = None
+    try:
+        if 'models' in args.sections:
+            throughput = run_models(args, report)
+        if 'gflops' in args.sections:
+            run_gflops(args, report, throughput)
+        if 'mixer' in args.sections:
+            run_mixer(args, report)
+        if 'train' in args.sections:
+            run_train(args, report)
+    finally:
+        report.save()
+    print(f'tables: {osp.join(args.out_dir, "tables.md")}')
+
+
+if __name__ == '__main__':
+    main()
