@@ -106,8 +106,11 @@ class AdaptiveFrequencyFilter(BaseModule):
         does not rebuild it on every call."""
         params = (self.w1, self.b1, self.w2, self.b2)
         key = None
+        # Under torch.compile the weights are traced (and folded by
+        # freezing); the cache's pointer checks would break the graph.
         if not (torch.is_grad_enabled()
-                and any(p.requires_grad for p in params)):
+                and any(p.requires_grad for p in params)
+                or torch.compiler.is_compiling()):
             key = (dtype, ) + tuple(
                 (p._version, p.data_ptr(), p.device) for p in params)
             if self._weight_cache is not None \
