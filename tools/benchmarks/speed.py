@@ -45,9 +45,13 @@ import torch.nn as nn
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from mmaff.utils.speed import (fuse_for_inference, machine_description,  # noqa: E402,E501
-                               median, synchronize, time_interleaved,
-                               tune_malloc)
+from mmaff.utils.speed import (  # noqa: E402,E501
+    fuse_for_inference,
+    machine_description,
+    median,
+    time_interleaved,
+    tune_malloc,
+)
 
 SECTIONS = ('models', 'mixer', 'train', 'gflops')
 CLASSIFIERS = {
@@ -109,6 +113,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--mixer-budget-s', type=float, default=6.,
                         help='seconds of timed calls per mixer size')
     parser.add_argument('--train-rounds', type=int, default=5)
+    parser.add_argument('--train-sizes', type=int, nargs=2, default=None,
+                        metavar=('DET', 'SEG'),
+                        help='training input sizes (default 320 512)')
+    parser.add_argument('--train-batches', type=int, nargs=2, default=None,
+                        metavar=('DET', 'SEG'),
+                        help='training batch sizes (default 8 4)')
     parser.add_argument('--no-malloc-tuning', action='store_true',
                         help='keep glibc malloc defaults (see '
                         'mmaff.utils.speed.tune_malloc)')
@@ -192,6 +202,11 @@ def classifier_forwards(args, batch: int,
 
 
 def build_classifiers(args) -> dict[str, dict[str, nn.Module]]:
+    if args.compile:
+        import torch._inductor.config as inductor_config
+
+        # inference only: constant-fold the (already BN-folded) weights
+        inductor_config.freezing = True
     models = {}
     for name, path in CLASSIFIERS.items():
         default = build_model(path).to(args.device)
@@ -290,11 +305,14 @@ class SelfAttentionMixer(nn.Module):
         return out.transpose(1, 2).reshape(n, c, h, w)
 
 
+AFF, ATTENTION = 'AFF filter', 'self-attention (4 heads)'
+
+
 def build_mixers(channels: int, size: int) -> dict[str, nn.Module]:
     from mmaff.models.layers import AdaptiveFrequencyFilter
     return {
-        'AFF filter': AdaptiveFrequencyFilter(channels),
-        'self-attention (4 heads)': SelfAttentionMixer(channels),
+        AFF: AdaptiveFrequencyFilter(channels),
+        ATTENTION: SelfAttentionMixer(channels),
         'depthwise 7x7': nn.Conv2d(
             channels, channels, 7, padding=3, groups=channels),
         'depthwise map-sized': nn.Conv2d(
@@ -312,7 +330,7 @@ def run_mixer(args, report: Report) -> None:
         for name, module in mixers.items():
             module.to(args.device).eval()
 
-            def forward(module=module):
+            def forward(module=module, x=x):
                 with torch.inference_mode(), autocast(args):
                     return module(x)
 
@@ -330,10 +348,10 @@ def run_mixer(args, report: Report) -> None:
             f'{n} {1e3 * median(v):.2f} ms' for n, v in samples.items()),
             flush=True)
     names = list(times)
+    attention, aff = times[ATTENTION], times[AFF]
     rows = [[f'{s}x{s} ({s * s})'] +
             [f'{1e3 * times[n][s]:.3f}' for n in names] +
-            [f'{times["self-attention (4 heads)"][s] / times["AFF filter"][s]:.1f}x']
-            for s in args.mixer_sizes]
+            [f'{attention[s] / aff[s]:.1f}x'] for s in args.mixer_sizes]
     report.add(f'### Token mixers, {args.mixer_channels} channels, batch 1, '
                f'{args.device} (ms per call)\n\n' +
                fmt_table(['map (tokens)'] + names +
@@ -368,27 +386,30 @@ def plot_mixer(args, times: dict, report: Report) -> None:
     for name, by_size in times.items():
         ax.loglog(tokens, [1e3 * by_size[s] for s in args.mixer_sizes],
                   'o-', label=name)
-    aff = times['AFF filter']
-    first, last = args.mixer_sizes[0], args.mixer_sizes[-1]
-    ref = 1e3 * aff[last]
-    n_last = last * last
-    ax.loglog(tokens, [ref * n * math.log(n) / (n_last * math.log(n_last))
-                       for n in tokens], 'k:', label='~ N log N')
-    ax.loglog(tokens, [ref * (n / n_last)**2 for n in tokens], 'k--',
+    # reference slopes through the largest map of the AFF filter and of
+    # attention
+    n_last = tokens[-1]
+    aff_ref = 1e3 * times[AFF][args.mixer_sizes[-1]]
+    attn_ref = 1e3 * times[ATTENTION][args.mixer_sizes[-1]]
+    ax.loglog(tokens, [
+        aff_ref * n * math.log(n) / (n_last * math.log(n_last))
+        for n in tokens
+    ], 'k:', label='~ N log N')
+    ax.loglog(tokens, [attn_ref * (n / n_last)**2 for n in tokens], 'k--',
               label='~ N^2', alpha=0.5)
     ax.set_xlabel('tokens N = H x W')
     ax.set_ylabel('ms per call (batch 1)')
     ax.set_title(f'Token mixers, {args.mixer_channels} channels, '
                  f'{args.device}')
-    ax.set_ylim(bottom=1e-3 * min(
-        min(v.values()) for v in times.values()) * 1e3 / 2)
+    ax.set_ylim(bottom=1e3 * min(min(v.values())
+                                 for v in times.values()) / 3)
     ax.legend(fontsize=8)
     ax.grid(True, which='both', alpha=0.3)
     fig.tight_layout()
     path = osp.join(report.out_dir, f'mixer_scaling_{args.device}.png')
     fig.savefig(path, dpi=100)
     plt.close(fig)
-    print(f'wrote {path} ({first}x{first} to {last}x{last})')
+    print(f'wrote {path}')
 
 
 # ------------------------------------------------------------------- train
@@ -459,7 +480,12 @@ def train_step_fn(path: str, task: str, size: int, batch: int,
 
 def run_train(args, report: Report) -> None:
     rows = []
-    for task, pair in TRAIN_PAIRS.items():
+    for i, (task, pair) in enumerate(TRAIN_PAIRS.items()):
+        pair = dict(pair)
+        if args.train_sizes:
+            pair['size'] = args.train_sizes[i]
+        if args.train_batches:
+            pair['batch'] = args.train_batches[i]
         names = pair['names']
         fns = {
             names[0]: train_step_fn(pair['ours'], task, pair['size'],

@@ -1,0 +1,193 @@
+"""The inference optimisations keep outputs and checkpoints unchanged, and
+the speed benchmark runs end to end (its figures are not asserted: they
+live in docs/benchmarks.md)."""
+import copy
+import json
+import os.path as osp
+import sys
+
+import pytest
+import torch
+from official_reference import AFNO2DChannelFirst, OfficialAffNet
+from test_official_checkpoint import build_classifier
+
+from mmaff.models.layers import AdaptiveFrequencyFilter
+from mmaff.utils.official_checkpoint import convert_official_state_dict
+from mmaff.utils.speed import (
+    fuse_for_inference,
+    machine_description,
+    time_interleaved,
+    tune_malloc,
+)
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CL = torch.channels_last
+
+
+def strong_official_filter(channels: int, seed: int = 0):
+    """Official filter whose mask is far from zero (the 0.02 init leaves
+    most of it in the soft-shrink dead zone, hiding mistakes)."""
+    torch.manual_seed(seed)
+    official = AFNO2DChannelFirst(channels)
+    with torch.no_grad():
+        for p in official.parameters():
+            p.normal_(0, 0.3)
+    ours = AdaptiveFrequencyFilter(channels)
+    ours.load_state_dict(official.state_dict())
+    return official, ours
+
+
+@pytest.mark.parametrize('hw', [(16, 16), (9, 12), (7, 5)])
+def test_filter_matches_official_in_every_mode(hw):
+    official, ours = strong_official_filter(64)
+    x = torch.randn(2, 64, *hw)
+    expected = official(x)
+    assert (expected - x).abs().max() > 0.1  # the mask does something
+    torch.testing.assert_close(ours(x), expected, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # cached block weights
+        torch.testing.assert_close(ours(x), expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            ours(x.contiguous(memory_format=CL)), expected, rtol=1e-5,
+            atol=1e-5)
+    ours.set_dft_mode('matmul')
+    torch.testing.assert_close(ours(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_filter_keeps_the_memory_format_of_its_input():
+    module = AdaptiveFrequencyFilter(32).eval()
+    x = torch.randn(2, 32, 8, 6)
+    with torch.no_grad():
+        assert module(x).is_contiguous()
+        assert module(x.contiguous(memory_format=CL)).is_contiguous(
+            memory_format=CL)
+
+
+def test_weight_cache_follows_parameter_changes():
+    """Inference caches the real block weights; optimizer steps,
+    load_state_dict and dtype changes must not leave them stale."""
+    official, ours = strong_official_filter(32)
+    x = torch.randn(1, 32, 8, 8)
+    with torch.no_grad():
+        before = ours(x)
+    optimizer = torch.optim.SGD(ours.parameters(), lr=0.5)
+    ours(x).square().sum().backward()
+    optimizer.step()
+    fresh = AdaptiveFrequencyFilter(32)
+    fresh.load_state_dict(ours.state_dict())
+    with torch.no_grad():
+        after = ours(x)
+        assert (after - before).abs().max() > 1e-3
+        torch.testing.assert_close(after, fresh(x), rtol=0, atol=0)
+        ours.load_state_dict(official.state_dict())
+        torch.testing.assert_close(ours(x), before, rtol=0, atol=0)
+        ours.double()
+        cached = ours(x.double())
+    with torch.enable_grad():  # autograd rebuilds the weights every call
+        rebuilt = ours(x.double())
+    assert cached.dtype == torch.float64
+    torch.testing.assert_close(cached, rebuilt, rtol=0, atol=0)
+
+
+def test_filter_compiles_without_graph_breaks():
+    module = AdaptiveFrequencyFilter(16).eval()
+    x = torch.randn(1, 16, 8, 8)
+    for context in (torch.no_grad, torch.enable_grad):
+        torch._dynamo.reset()
+        with context():
+            explanation = torch._dynamo.explain(module)(x)
+        assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+def converted_official_classifier(arch: str):
+    """Our classifier holding converted weights of the official model (with
+    perturbed norms and a strong filter mask), and the official model."""
+    torch.manual_seed(0)
+    official = OfficialAffNet(arch).eval()
+    with torch.no_grad():
+        for name, t in official.state_dict().items():
+            if not t.is_floating_point():
+                continue
+            if 'filter' in name:
+                t.normal_(0, 0.1)
+            else:
+                t.add_(torch.rand_like(t) * 0.1)
+    model = build_classifier(arch).eval()
+    model.load_state_dict(
+        convert_official_state_dict(official.state_dict()), strict=True)
+    return model, official
+
+
+def test_fused_channels_last_model_matches_unfused_and_official():
+    model, official = converted_official_classifier('et')
+    fused = fuse_for_inference(copy.deepcopy(model))
+    assert not any(
+        isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert fused.backbone.stem.conv.weight.is_contiguous(memory_format=CL)
+    x = torch.rand(2, 3, 96, 80)
+    with torch.no_grad():
+        expected = model(x, mode='tensor')
+        features = model.backbone(x)
+        logits = fused(x.contiguous(memory_format=CL), mode='tensor')
+        fused_features = fused.backbone(x.contiguous(memory_format=CL))
+        reference = official(x)
+    assert expected.abs().max() > 1e-2
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
+    for ours, ref in zip(fused_features, features):
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(logits, reference, rtol=1e-4, atol=1e-4)
+
+
+def test_time_interleaved_times_every_function_every_round():
+    calls = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in 'abc'}
+    samples = time_interleaved(fns, rounds=4, warmup=2)
+    assert {k: len(v) for k, v in samples.items()} == {'a': 4, 'b': 4,
+                                                       'c': 4}
+    assert all(t >= 0 for v in samples.values() for t in v)
+    assert len(calls) == 3 * (4 + 2)
+    # shuffled rounds: not always the same order after the warm-up
+    timed = [calls[6 + 3 * r:9 + 3 * r] for r in range(4)]
+    assert len({tuple(r) for r in timed}) > 1
+    with pytest.raises(ValueError, match='rounds'):
+        time_interleaved(fns, rounds=0)
+
+
+def test_tune_malloc_and_machine_description():
+    assert tune_malloc() is True  # glibc: the settings are accepted
+    big = torch.ones(64 << 20, dtype=torch.uint8)  # served from the heap
+    assert int(big.sum()) == 64 << 20
+    info = machine_description()
+    assert info['torch'] == torch.__version__
+    assert int(info['torch threads']) == torch.get_num_threads()
+
+
+def test_speed_benchmark_writes_tables_plots_and_samples(tmp_path):
+    sys.path.insert(0, osp.join(ROOT, 'tools', 'benchmarks'))
+    try:
+        import speed
+    finally:
+        sys.path.pop(0)
+    threads = torch.get_num_threads()
+    try:
+        speed.main([
+            '--sections', 'models', 'gflops', 'mixer', 'train',
+            '--size', '64', '--batches', '1', '2', '--rounds', '2',
+            '--mixer-sizes', '8', '16', '--mixer-budget-s', '0.05',
+            '--train-rounds', '1', '--train-sizes', '128', '64',
+            '--train-batches', '2', '2', '--out-dir', str(tmp_path)
+        ])
+    finally:
+        torch.set_num_threads(threads)
+    tables = (tmp_path / 'tables.md').read_text()
+    for heading in ('Inference throughput', 'Throughput ratios',
+                    'Achieved throughput', 'Token mixers',
+                    'Growth exponent', 'Training step'):
+        assert heading in tables
+    assert 'AFFNet-ET / MobileNetV2-1.0 | 2 |' in tables
+    for name in ('models_cpu.png', 'mixer_scaling_cpu.png'):
+        assert (tmp_path / name).read_bytes()[:4] == b'\x89PNG'
+    results = json.loads((tmp_path / 'results.json').read_text())
+    assert len(results['models_b2']['AFFNet|fused']) == 2
+    assert len(results['mixer_16']['AFF filter']) >= 3
+    assert len(results['train_segmentation']['DeepLabv3-AFFNet-ET']) == 1
+    assert results['dense_conv_gmacs'] > 0
