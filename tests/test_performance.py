@@ -64,7 +64,8 @@ def test_filter_keeps_the_memory_format_of_its_input():
 
 def test_weight_cache_follows_parameter_changes():
     """Inference caches the real block weights; optimizer steps,
-    load_state_dict and dtype changes must not leave them stale."""
+    load_state_dict, writes through ``.data`` and dtype changes must not
+    leave them stale."""
     official, ours = strong_official_filter(32)
     x = torch.randn(1, 32, 8, 8)
     with torch.no_grad():
@@ -80,6 +81,12 @@ def test_weight_cache_follows_parameter_changes():
         torch.testing.assert_close(after, fresh(x), rtol=0, atol=0)
         ours.load_state_dict(official.state_dict())
         torch.testing.assert_close(ours(x), before, rtol=0, atol=0)
+    # writes through .data do not bump the version counter (EMA does this)
+    ours.w2.data.mul_(-1)
+    fresh.load_state_dict(ours.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), fresh(x), rtol=0, atol=0)
+        assert (ours(x) - before).abs().max() > 1e-3
         ours.double()
         cached = ours(x.double())
     with torch.enable_grad():  # autograd rebuilds the weights every call

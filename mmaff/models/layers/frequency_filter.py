@@ -101,21 +101,23 @@ class AdaptiveFrequencyFilter(BaseModule):
         ``[re_0 .. re_b, im_0 .. im_b]``: weights ``(G, 2 * out, 2 * in)``
         and biases ``(G, 2 * out, 1)``.
 
-        Without autograd the result is cached until a parameter changes in
-        place (optimizer step, ``load_state_dict``) or moves, so inference
-        does not rebuild it on every call."""
+        Without autograd the result is cached for as long as the parameters
+        hold the values it was built from. The check compares values, not
+        version counters: in-place writes through ``.data`` (as EMA
+        implementations do) leave the version counter alone."""
         params = (self.w1, self.b1, self.w2, self.b2)
-        key = None
         # Under torch.compile the weights are traced (and folded by
-        # freezing); the cache's pointer checks would break the graph.
-        if not (torch.is_grad_enabled()
-                and any(p.requires_grad for p in params)
-                or torch.compiler.is_compiling()):
-            key = (dtype, ) + tuple(
-                (p._version, p.data_ptr(), p.device) for p in params)
-            if self._weight_cache is not None \
-                    and self._weight_cache[0] == key:
-                return self._weight_cache[1]
+        # freezing); the cache would only break the graph.
+        use_cache = not (torch.is_grad_enabled()
+                         and any(p.requires_grad for p in params)
+                         or torch.compiler.is_compiling())
+        if use_cache and self._weight_cache is not None:
+            cached_dtype, sources, weights = self._weight_cache
+            if cached_dtype == dtype and all(
+                    s.device == p.device and s.dtype == p.dtype
+                    and s.shape == p.shape and torch.equal(s, p)
+                    for s, p in zip(sources, params)):
+                return weights
         out = []
         for weight, bias in ((self.w1, self.b1), (self.w2, self.b2)):
             w_re = weight[0].transpose(1, 2).to(dtype)  # (G, out, in)
@@ -126,8 +128,10 @@ class AdaptiveFrequencyFilter(BaseModule):
             out.append(torch.cat([real_rows, imag_rows], dim=1))
             out.append(torch.cat([bias[0], bias[1]], dim=1).unsqueeze(-1)
                        .to(dtype))
-        if key is not None:
-            self._weight_cache = (key, tuple(out))
+        if use_cache:
+            self._weight_cache = (dtype,
+                                  tuple(p.detach().clone() for p in params),
+                                  tuple(out))
         return tuple(out)
 
     def _complex_mlp(self, re: torch.Tensor,
