@@ -169,11 +169,7 @@ def test_tune_malloc_and_machine_description():
 
 
 def test_speed_benchmark_writes_tables_plots_and_samples(tmp_path):
-    sys.path.insert(0, osp.join(ROOT, 'tools', 'benchmarks'))
-    try:
-        import speed
-    finally:
-        sys.path.pop(0)
+    speed = load_speed_script()
     threads = torch.get_num_threads()
     try:
         speed.main([
@@ -199,3 +195,28 @@ def test_speed_benchmark_writes_tables_plots_and_samples(tmp_path):
     assert len(results['train_segmentation']['DeepLabv3-AFFNet-ET']) == 1
     assert set(results['dense_conv_gmacs']) == {'1', '2'}
     assert all(v > 0 for v in results['dense_conv_gmacs'].values())
+
+
+def load_speed_script():
+    sys.path.insert(0, osp.join(ROOT, 'tools', 'benchmarks'))
+    try:
+        import speed
+    finally:
+        sys.path.pop(0)
+    return speed
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--amp', 'bf16'], '--amp is for --device cuda'),
+    (['--sections', 'gflops'], 'needs the models section'),
+] + ([] if torch.cuda.is_available() else [
+    (['--device', 'cuda'], 'no CUDA device'),
+]))
+def test_speed_benchmark_rejects_bad_options_clearly(argv, message, tmp_path):
+    speed = load_speed_script()
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(SystemExit, match=message):
+            speed.main(argv + ['--out-dir', str(tmp_path)])
+    finally:
+        torch.set_num_threads(threads)

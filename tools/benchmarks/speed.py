@@ -419,44 +419,47 @@ def plot_mixer(args, times: dict, report: Report) -> None:
 
 
 # ------------------------------------------------------------------- train
-def detection_batch(batch: int, size: int, num_classes: int,
-                    generator: torch.Generator) -> dict:
+def detection_sample(size: int, num_classes: int,
+                     generator: torch.Generator):
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
-    inputs, samples = [], []
-    for _ in range(batch):
-        inputs.append(
-            torch.randint(0, 256, (3, size, size), generator=generator,
-                          dtype=torch.uint8))
-        num = 5
-        xy = torch.rand(num, 2, generator=generator) * size * 0.6
-        wh = 16 + torch.rand(num, 2, generator=generator) * size * 0.3
-        sample = DetDataSample(
-            metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
-                          scale_factor=(1., 1.)))
-        sample.gt_instances = InstanceData(
-            bboxes=torch.cat([xy, (xy + wh).clamp(max=size)], dim=1),
-            labels=torch.randint(0, num_classes, (num, ),
-                                 generator=generator))
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
+    num = 5
+    xy = torch.rand(num, 2, generator=generator) * size * 0.6
+    wh = 16 + torch.rand(num, 2, generator=generator) * size * 0.3
+    sample = DetDataSample(
+        metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
+                      scale_factor=(1., 1.)))
+    sample.gt_instances = InstanceData(
+        bboxes=torch.cat([xy, (xy + wh).clamp(max=size)], dim=1),
+        labels=torch.randint(0, num_classes, (num, ), generator=generator))
+    return sample
 
 
-def segmentation_batch(batch: int, size: int, num_classes: int,
-                       generator: torch.Generator) -> dict:
+def segmentation_sample(size: int, num_classes: int,
+                        generator: torch.Generator):
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
-    inputs, samples = [], []
-    for _ in range(batch):
-        inputs.append(
+    sample = SegDataSample(
+        metainfo=dict(img_shape=(size, size), ori_shape=(size, size)))
+    sample.gt_sem_seg = PixelData(data=torch.randint(
+        0, num_classes, (1, size, size), generator=generator))
+    return sample
+
+
+def synthetic_batch(task: str, batch: int, size: int, num_classes: int,
+                    generator: torch.Generator) -> dict:
+    """Random uint8 images with random labels in the form the task's data
+    preprocessor takes (what a dataloader would yield)."""
+    make_sample = {'detection': detection_sample,
+                   'segmentation': segmentation_sample}[task]
+    return dict(
+        inputs=[
             torch.randint(0, 256, (3, size, size), generator=generator,
-                          dtype=torch.uint8))
-        sample = SegDataSample(
-            metainfo=dict(img_shape=(size, size), ori_shape=(size, size)))
-        sample.gt_sem_seg = PixelData(data=torch.randint(
-            0, num_classes, (1, size, size), generator=generator))
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
+                          dtype=torch.uint8) for _ in range(batch)
+        ],
+        data_samples=[
+            make_sample(size, num_classes, generator) for _ in range(batch)
+        ])
 
 
 def train_step_fn(path: str, task: str, size: int, batch: int,
@@ -464,12 +467,8 @@ def train_step_fn(path: str, task: str, size: int, batch: int,
     from mmengine.optim import AmpOptimWrapper, OptimWrapper
     model = build_model(path).to(args.device).train()
     generator = torch.Generator().manual_seed(0)
-    if task == 'detection':
-        data = detection_batch(batch, size,
-                               model.bbox_head.num_classes, generator)
-    else:
-        data = segmentation_batch(batch, size,
-                                  model.decode_head.num_classes, generator)
+    head = model.bbox_head if task == 'detection' else model.decode_head
+    data = synthetic_batch(task, batch, size, head.num_classes, generator)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
     if args.amp:
         wrapper = AmpOptimWrapper(
@@ -554,10 +553,7 @@ def model_macs(path: str, size: int) -> int:
         return analyzer.total()
 
 
-def run_gflops(args, report: Report, throughput: dict | None) -> None:
-    if throughput is None:
-        raise SystemExit('--sections gflops needs the models section too '
-                         '(it uses the measured throughput)')
+def run_gflops(args, report: Report, throughput: dict) -> None:
     peaks = {}
     for batch in args.batches:
         rates = {key: rate for (key, b), rate in throughput.items()
@@ -591,6 +587,9 @@ def main(argv=None) -> None:
     if args.amp and args.device == 'cpu':
         raise SystemExit('--amp is for --device cuda (CPU autocast to half '
                          'types is not what these models deploy with)')
+    if 'gflops' in args.sections and 'models' not in args.sections:
+        raise SystemExit('--sections gflops needs the models section too '
+                         '(it uses the measured throughput)')
     if args.batches is None:
         args.batches = [1, 64] if args.device == 'cuda' else [1, 8]
     malloc = False if args.no_malloc_tuning else tune_malloc()
