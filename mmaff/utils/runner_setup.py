@@ -103,6 +103,20 @@ def build_runner(cfg: Config):
     return Runner.from_cfg(cfg)
 
 
+def config_from_path(path: str, root: str | None = None) -> Config:
+    """A Config from a file path or ``package::path`` inside an installed mm
+    package's ``.mim/configs`` (mmengine resolves that prefix only inside
+    ``_base_``), e.g. ``'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e
+    _coco.py'``. Relative file paths are taken from ``root`` when given."""
+    if '::' in path:
+        package, rel = path.split('::', 1)
+        module = __import__(package)
+        path = osp.join(osp.dirname(module.__file__), '.mim', 'configs', rel)
+    elif root is not None and not osp.isabs(path):
+        path = osp.join(root, path)
+    return Config.fromfile(path)
+
+
 def build_model_from_config(cfg: Config,
                             checkpoint: str | None = None,
                             strict: bool = True) -> torch.nn.Module:

@@ -6,9 +6,14 @@ the budget (so the learning rate anneals by the end), then trained with
 :class:`WallClockBudgetHook`, which evaluates on the validation set every so
 many minutes of *training* time and stops when the budget is spent.
 """
+import os
+import os.path as osp
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
+import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
@@ -176,3 +181,84 @@ def print_curves(results: dict, columns: dict[str, str], target_key: str,
         for point in res['curve']:
             print(f'  {point["minutes"]:7.2f} {point["iters"]:6d}' + ''.join(
                 f'{point[key]:12.3f}' for key in columns.values()))
+
+
+def add_budget_args(parser, *, budget_min: float, eval_every_min: float,
+                    target: float, target_help: str, data_root: str,
+                    batch_size: int, work_dir: str) -> None:
+    """The options every learnability benchmark has, with its defaults."""
+    parser.add_argument('--budget-min', type=float, default=budget_min)
+    parser.add_argument('--eval-every-min', type=float,
+                        default=eval_every_min)
+    parser.add_argument('--target', type=float, default=target,
+                        help=target_help)
+    parser.add_argument('--data-root', default=data_root)
+    parser.add_argument('--batch-size', type=int, default=batch_size)
+    parser.add_argument('--lr', type=float, default=2e-3)
+    parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--work-dir', default=work_dir)
+    parser.add_argument('--json-out', default=None,
+                        help='also write the curves to this JSON file')
+
+
+def ensure_toy_data(root: str, marker: str, generator: str,
+                    generator_args: list[str]) -> str:
+    """Run the toy-set ``generator`` script into ``root`` unless ``marker``
+    (a path inside it) exists already; return ``root`` with a slash."""
+    root = root.rstrip('/') + '/'
+    if not osp.exists(osp.join(root, marker)):
+        subprocess.run([sys.executable, generator, root, *generator_args],
+                       check=True)
+    return root
+
+
+def same_training_setup(cfg: Config, name: str, args, max_iters: int,
+                        weight_decay: float,
+                        warmup: int | None = None) -> Config:
+    """What every model of a comparison shares: batch size, AdamW with
+    gradient clipping, the budget-sized schedule (:func:`iteration_based`),
+    a work dir per model and a fixed seed."""
+    cfg.train_dataloader.batch_size = args.batch_size
+    cfg.optim_wrapper = dict(
+        type='OptimWrapper',
+        optimizer=dict(type='AdamW', lr=args.lr, weight_decay=weight_decay),
+        clip_grad=dict(max_norm=10, norm_type=2))
+    iteration_based(cfg, max_iters, args.lr, warmup=warmup)
+    cfg.work_dir = osp.join(args.work_dir, name)
+    cfg.randomness = dict(seed=0)
+    return cfg
+
+
+def run_comparison(args, root: str, make_data: Callable[[], str],
+                   build_cfg: Callable[[str, str, int], Config],
+                   title: str, columns: dict[str, str],
+                   target_key: str) -> dict:
+    """The main of a learnability benchmark: work from the repository root,
+    set the threads, make the data, train every model in ``args.models``
+    for the budget and print the curves.
+
+    Args:
+        args: Parsed options (see :func:`add_budget_args`) with ``models``.
+        root (str): Repository root (configs are relative to it).
+        make_data (Callable[[], str]): Creates the toy set if needed and
+            returns its root.
+        build_cfg (Callable[[str, str, int], Config]): ``(name, data_root,
+            max_iters)`` to the runner config.
+        title (str): First words of the printed header.
+        columns (dict[str, str]): Printed header to metric key.
+        target_key (str): Metric whose first arrival at ``args.target`` is
+            reported.
+    """
+    os.chdir(root)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import mmaff  # noqa: F401
+    data_root = make_data()
+    results = compare(
+        args.models, lambda name, iters: build_cfg(name, data_root, iters),
+        args.budget_min, args.eval_every_min, args.json_out, vars(args))
+    print(f'\n{title}, {torch.get_num_threads()} threads, batch '
+          f'{args.batch_size}, {args.budget_min:g} min training budget per '
+          'model\n')
+    print_curves(results, columns, target_key, args.target)
+    return results

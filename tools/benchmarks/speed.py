@@ -127,24 +127,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # ----------------------------------------------------------------- helpers
-def resolve_config(path: str):
-    """A Config from our path or ``package::path`` inside an installed mm
-    package (mmengine resolves that prefix only inside ``_base_``)."""
-    from mmengine.config import Config
-    if '::' in path:
-        package, rel = path.split('::', 1)
-        module = __import__(package)
-        path = osp.join(osp.dirname(module.__file__), '.mim', 'configs', rel)
-    elif not osp.isabs(path):
-        path = osp.join(ROOT, path)
-    return Config.fromfile(path)
-
-
 def build_model(path: str) -> nn.Module:
     from mmengine.model import revert_sync_batchnorm
 
-    from mmaff.utils.runner_setup import build_model_from_config
-    cfg = resolve_config(path)
+    from mmaff.utils.runner_setup import (
+        build_model_from_config,
+        config_from_path,
+    )
+    cfg = config_from_path(path, root=ROOT)
     # SyncBN of the distributed configs needs a process group
     return revert_sync_batchnorm(build_model_from_config(cfg))
 

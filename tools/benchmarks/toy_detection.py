@@ -16,15 +16,17 @@ budget) is sized by a short speed calibration of each model.
 """
 import argparse
 import copy
-import os
 import os.path as osp
-import subprocess
-import sys
 
-import torch
 from mmengine.config import Config
 
-from mmaff.utils.wallclock import compare, iteration_based, print_curves
+from mmaff.utils.runner_setup import config_from_path
+from mmaff.utils.wallclock import (
+    add_budget_args,
+    ensure_toy_data,
+    run_comparison,
+    same_training_setup,
+)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MODELS = {
@@ -39,44 +41,39 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--models', nargs='+', default=list(MODELS),
                         choices=list(MODELS))
-    parser.add_argument('--budget-min', type=float, default=20.)
-    parser.add_argument('--eval-every-min', type=float, default=2.)
-    parser.add_argument('--target', type=float, default=0.5,
-                        help='mAP@0.5 whose first arrival is reported')
-    parser.add_argument('--data-root', default='data/toy_coco_bench/')
+    add_budget_args(
+        parser,
+        budget_min=20.,
+        eval_every_min=2.,
+        target=0.5,
+        target_help='mAP@0.5 whose first arrival is reported',
+        data_root='data/toy_coco_bench/',
+        batch_size=8,
+        work_dir='work_dirs/toy_detection')
     parser.add_argument('--num-train', type=int, default=256)
     parser.add_argument('--num-val', type=int, default=64)
     parser.add_argument('--image-size', type=int, default=256,
                         help='size of the generated images')
     parser.add_argument('--input-size', type=int, default=256,
                         help='network input size (SSD resize)')
-    parser.add_argument('--batch-size', type=int, default=8)
-    parser.add_argument('--lr', type=float, default=2e-3)
-    parser.add_argument('--threads', type=int, default=None)
-    parser.add_argument('--work-dir', default='work_dirs/toy_detection')
-    parser.add_argument('--json-out', default=None,
-                        help='also write the curves to this JSON file')
     return parser.parse_args(argv)
 
 
 def make_data(args) -> str:
-    root = args.data_root.rstrip('/') + '/'
-    if not osp.isfile(osp.join(root, 'annotations', 'instances_val.json')):
-        subprocess.run([
-            sys.executable,
-            osp.join(ROOT, 'tools/dataset_converters/make_toy_coco.py'), root,
-            '--num-train', str(args.num_train), '--num-val',
-            str(args.num_val), '--size', str(args.image_size)
-        ], check=True)
-    return root
+    return ensure_toy_data(
+        args.data_root, osp.join('annotations', 'instances_val.json'),
+        osp.join(ROOT, 'tools/dataset_converters/make_toy_coco.py'), [
+            '--num-train',
+            str(args.num_train), '--num-val',
+            str(args.num_val), '--size',
+            str(args.image_size)
+        ])
 
 
 def mobilenetv2_model(cfg: Config) -> dict:
     """mmdet's SSDLite-MobileNetV2 model with the toy head size."""
-    import mmdet
-    base = Config.fromfile(
-        osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'ssd',
-                 'ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'))
+    base = config_from_path(
+        'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py')
     model = copy.deepcopy(base.model)
     model.bbox_head.num_classes = cfg.model.bbox_head.num_classes
     return model
@@ -91,55 +88,41 @@ def build_cfg(name: str, args, data_root: str, max_iters: int) -> Config:
         for step in pipeline:
             if step['type'] == 'Resize':
                 step['scale'] = size
-    train = cfg.train_dataloader.dataset
-    if train.get('type') == 'RepeatDataset':
-        train = train.dataset
-    for ds in (train, cfg.val_dataloader.dataset):
+    for ds in (_train_dataset(cfg), cfg.val_dataloader.dataset):
         ds.data_root = data_root
     cfg.test_dataloader = cfg.val_dataloader
     cfg.val_evaluator.ann_file = data_root + 'annotations/instances_val.json'
     cfg.test_evaluator = cfg.val_evaluator
-    cfg.train_dataloader.batch_size = args.batch_size
-    cfg.optim_wrapper = dict(
-        type='OptimWrapper',
-        optimizer=dict(type='AdamW', lr=args.lr, weight_decay=0.05),
-        clip_grad=dict(max_norm=10, norm_type=2))
-    iteration_based(cfg, max_iters, args.lr)
+    same_training_setup(cfg, name, args, max_iters, weight_decay=0.05)
     cfg.custom_hooks = [
         h for h in cfg.get('custom_hooks', [])
         if h['type'] != 'CheckInvalidLossHook'
     ]
-    cfg.work_dir = osp.join(args.work_dir, name)
-    cfg.randomness = dict(seed=0)
     return cfg
 
 
-def _pipelines(cfg: Config):
+def _train_dataset(cfg: Config):
     train = cfg.train_dataloader.dataset
     if train.get('type') == 'RepeatDataset':
         train = train.dataset
-    yield train.pipeline
+    return train
+
+
+def _pipelines(cfg: Config):
+    yield _train_dataset(cfg).pipeline
     yield cfg.val_dataloader.dataset.pipeline
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    os.chdir(ROOT)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    import mmaff  # noqa: F401
-    data_root = make_data(args)
-    results = compare(
-        args.models,
-        lambda name, iters: build_cfg(name, args, data_root, iters),
-        args.budget_min, args.eval_every_min, args.json_out, vars(args))
-    print(f'\nToy detection, {torch.get_num_threads()} threads, batch '
-          f'{args.batch_size}, input {args.input_size}, '
-          f'{args.budget_min:g} min training budget per model\n')
-    print_curves(results, {
-        'bbox_mAP': 'coco/bbox_mAP',
-        'mAP@0.5': 'coco/bbox_mAP_50'
-    }, 'coco/bbox_mAP_50', args.target)
+    run_comparison(
+        args, ROOT, lambda: make_data(args),
+        lambda name, data_root, iters: build_cfg(name, args, data_root,
+                                                 iters),
+        f'Toy detection (input {args.input_size})', {
+            'bbox_mAP': 'coco/bbox_mAP',
+            'mAP@0.5': 'coco/bbox_mAP_50'
+        }, 'coco/bbox_mAP_50')
 
 
 if __name__ == '__main__':
