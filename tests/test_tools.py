@@ -133,3 +133,19 @@ def test_make_demo_main_job(tmp_path):
             overlays[0].name.replace('.png', '.jpg')))
     # image | ground truth | prediction, enlarged 2x
     assert picture.shape[:2] == (2 * image.shape[0], 6 * image.shape[1])
+
+
+def test_benchmark_curves_print_missing_metrics_as_dashes(capsys):
+    from mmaff.utils.wallclock import print_curves
+    results = {
+        'model': dict(s_per_iter=0.5, curve=[
+            dict(minutes=1., iters=10),  # a detector with no boxes yet
+            dict(minutes=2., iters=20, **{'coco/bbox_mAP_50': 0.6}),
+        ])
+    }
+    print_curves(results, {'mAP@0.5': 'coco/bbox_mAP_50'},
+                 'coco/bbox_mAP_50', 0.5)
+    lines = capsys.readouterr().out.splitlines()
+    assert 'coco/bbox_mAP_50 >= 0.5 at 2.0 min' in lines[0]
+    assert lines[2].split() == ['1.00', '10', '-']
+    assert lines[3].split() == ['2.00', '20', '0.600']

@@ -179,8 +179,10 @@ def print_curves(results: dict, columns: dict[str, str], target_key: str,
               f'{f"{hit} min" if hit is not None else "never"}')
         print('  minutes  iters' + ''.join(f'{h:>12}' for h in columns))
         for point in res['curve']:
+            # CocoMetric reports nothing while a detector predicts no box
             print(f'  {point["minutes"]:7.2f} {point["iters"]:6d}' + ''.join(
-                f'{point[key]:12.3f}' for key in columns.values()))
+                f'{point[key]:12.3f}' if key in point else f'{"-":>12}'
+                for key in columns.values()))
 
 
 def add_budget_args(parser, *, budget_min: float, eval_every_min: float,
