@@ -144,6 +144,33 @@ def autocast(args) -> torch.autocast:
     return torch.autocast(args.device, dtype=dtype, enabled=dtype is not None)
 
 
+def inference_call(args, module: Callable, *inputs,
+                   **kwargs) -> Callable[[], object]:
+    """``module(*inputs, **kwargs)`` without autograd (and under autocast
+    with ``--amp``), as a function without arguments to time."""
+
+    def call():
+        with torch.inference_mode(), autocast(args):
+            return module(*inputs, **kwargs)
+
+    return call
+
+
+def pyplot():
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, report: 'Report', name: str) -> None:
+    path = osp.join(report.out_dir, name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    pyplot().close(fig)
+    print(f'wrote {path}')
+
+
 def fmt_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ['| ' + ' | '.join(header) + ' |',
              '|' + '|'.join('---' for _ in header) + '|']
@@ -182,12 +209,8 @@ def classifier_forwards(args, batch: int,
             x = torch.rand(batch, 3, args.size, args.size, device=args.device)
             if mode != 'default':
                 x = x.contiguous(memory_format=torch.channels_last)
-
-            def forward(model=model, x=x):
-                with torch.inference_mode(), autocast(args):
-                    return model(x, mode='tensor')
-
-            fns[f'{name}|{mode}'] = forward
+            fns[f'{name}|{mode}'] = inference_call(
+                args, model, x, mode='tensor')
     return fns
 
 
@@ -257,9 +280,7 @@ def run_models(args, report: Report) -> dict:
 
 def plot_models(args, throughput: dict, modes: list[str],
                 report: Report) -> None:
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     names = list(CLASSIFIERS)
     fig, axes = plt.subplots(1, len(args.batches),
                              figsize=(6 * len(args.batches), 4))
@@ -277,11 +298,7 @@ def plot_models(args, throughput: dict, modes: list[str],
         ax.set_title(f'batch {batch}, {args.size}x{args.size}, '
                      f'{args.device}')
         ax.legend()
-    fig.tight_layout()
-    path = osp.join(report.out_dir, f'models_{args.device}.png')
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print(f'wrote {path}')
+    save_figure(fig, report, f'models_{args.device}.png')
 
 
 # ------------------------------------------------------------------- mixer
@@ -324,13 +341,8 @@ def run_mixer(args, report: Report) -> None:
                         device=args.device)
         fns = {}
         for name, module in mixers.items():
-            module.to(args.device).eval()
-
-            def forward(module=module, x=x):
-                with torch.inference_mode(), autocast(args):
-                    return module(x)
-
-            fns[name] = forward
+            fns[name] = inference_call(args, module.to(args.device).eval(),
+                                       x)
         # one untimed call each to size the number of rounds
         single = time_interleaved(fns, 1, warmup=1, device=args.device)
         per_round = sum(v[0] for v in single.values())
@@ -374,9 +386,7 @@ def run_mixer(args, report: Report) -> None:
 
 
 def plot_mixer(args, times: dict, report: Report) -> None:
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     tokens = [s * s for s in args.mixer_sizes]
     for name, by_size in times.items():
@@ -401,11 +411,7 @@ def plot_mixer(args, times: dict, report: Report) -> None:
                                  for v in times.values()) / 3)
     ax.legend(fontsize=8)
     ax.grid(True, which='both', alpha=0.3)
-    fig.tight_layout()
-    path = osp.join(report.out_dir, f'mixer_scaling_{args.device}.png')
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print(f'wrote {path}')
+    save_figure(fig, report, f'mixer_scaling_{args.device}.png')
 
 
 # ------------------------------------------------------------------- train
@@ -522,12 +528,7 @@ def dense_conv_fns(args) -> tuple[dict[str, Callable], dict[str, int]]:
         x = torch.randn(n, cin, h, w, device=args.device).contiguous(
             memory_format=torch.channels_last)
         name = f'{DENSE}|{cin}->{cout} at {h}x{w}, batch {n}'
-
-        def forward(conv=conv, x=x):
-            with torch.inference_mode(), autocast(args):
-                return conv(x)
-
-        fns[name] = forward
+        fns[name] = inference_call(args, conv, x)
         macs[name] = n * h * w * cin * cout
     return fns, macs
 

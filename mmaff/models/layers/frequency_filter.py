@@ -250,7 +250,7 @@ class AdaptiveFrequencyFilter(BaseModule):
                 out = self._filter_matmul(xc)
             else:
                 spec, mask = self._spectrum_and_mask(xc)
-                # s=(h, w) restores odd widths that rfft2 cannot encode.
+                # s= the input size restores odd widths (rfft2 drops them).
                 out = torch.fft.irfft2(mask * spec, s=xc.shape[-2:],
                                        norm='ortho')
         # x first: the sum keeps the memory format of the input.
