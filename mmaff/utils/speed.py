@@ -10,7 +10,6 @@ import ctypes
 import ctypes.util
 import platform
 import random
-import statistics
 import time
 from collections.abc import Callable
 
@@ -93,10 +92,6 @@ def time_interleaved(fns: dict[str, Callable[[], object]],
             synchronize(device)
             samples[name].append(time.perf_counter() - start)
     return samples
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def fuse_for_inference(model: nn.Module,

@@ -38,6 +38,7 @@ import os
 import os.path as osp
 import sys
 from collections.abc import Callable
+from statistics import median
 
 import torch
 import torch.nn as nn
@@ -48,7 +49,6 @@ sys.path.insert(0, ROOT)
 from mmaff.utils.speed import (  # noqa: E402,E501
     fuse_for_inference,
     machine_description,
-    median,
     time_interleaved,
     tune_malloc,
 )
