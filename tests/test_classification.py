@@ -24,7 +24,7 @@ IN1K_CONFIGS = {
 OFFICIAL_PARAMS = {'et': 1_436_264, 't': 2_654_232, 'base': 5_568_696}
 EXP_CHANNELS = {'et': 576, 't': 768, 'base': 960}
 PAPER_TOP1 = {'et': 73.0, 't': 77.0, 'base': 79.8}
-TOY_CONFIG = 'configs/classification/affnet-et_toy.py'
+TOY_CONFIG = 'configs/classification/affnet-et_8xb128_in1k_toy.py'
 
 
 def load(name: str) -> Config:

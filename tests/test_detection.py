@@ -37,15 +37,15 @@ def test_all_configs_present():
     expected = {
         f'{algo}_affnet{v}_{suffix}'
         for v in ('-et', '-t', '')
-        for algo, suffix in (('ssdlite', 'coco.py'), ('retinanet',
-                                                      'fpn_coco.py'))
+        for algo, suffix in (('ssdlite', '8xb24-600e_coco.py'),
+                             ('retinanet', 'fpn_1x_coco.py'))
     }
     assert expected <= set(DET_CONFIGS)
 
 
-@pytest.mark.parametrize('name', COCO_CONFIGS + ['ssdlite_affnet-et_toy.py',
-                                                 'retinanet_affnet-et_fpn_'
-                                                 'toy.py'])
+@pytest.mark.parametrize(
+    'name', COCO_CONFIGS + ['ssdlite_affnet-et_8xb24-600e_coco_toy.py',
+                            'retinanet_affnet-et_fpn_1x_coco_toy.py'])
 def test_config_builds_and_runs_loss_and_predict(name):
     from mmdet.testing import demo_mm_inputs
     cfg = load(name)
@@ -77,23 +77,26 @@ def test_param_counts_match_paper_layout():
     """SSDLite taps strides 16/32: 2.9M (T) and 5.6M (AFFNet) with 80
     classes, the paper reports 3.0M / 5.6M."""
     counts = {}
-    for name in ('ssdlite_affnet-t_coco.py', 'ssdlite_affnet_coco.py'):
+    for name in ('ssdlite_affnet-t_8xb24-600e_coco.py',
+                 'ssdlite_affnet_8xb24-600e_coco.py'):
         model = build_model(load(name))
         counts[name] = sum(p.numel() for p in model.parameters())
-    assert abs(counts['ssdlite_affnet-t_coco.py'] / 3.0e6 - 1) < 0.05
-    assert abs(counts['ssdlite_affnet_coco.py'] / 5.6e6 - 1) < 0.05
+    ssd_t = counts['ssdlite_affnet-t_8xb24-600e_coco.py']
+    assert abs(ssd_t / 3.0e6 - 1) < 0.05
+    assert abs(counts['ssdlite_affnet_8xb24-600e_coco.py'] / 5.6e6 - 1) < 0.05
 
 
 def test_pretrained_variable_feeds_backbone_init(tmp_path):
     child = tmp_path / 'child.py'
     child.write_text(
-        f"_base_ = '{ROOT}/configs/detection/retinanet_affnet-t_fpn_coco.py'\n"
+        f"_base_ = '{ROOT}/configs/detection/"
+        "retinanet_affnet-t_fpn_1x_coco.py'\n"
         "model = dict(backbone=dict(init_cfg=dict(_delete_=True, "
         "type='Pretrained', checkpoint='x.pth', prefix='backbone.')))\n")
     cfg = Config.fromfile(str(child))
     assert cfg.model.backbone.init_cfg.checkpoint == 'x.pth'
     assert cfg.model.backbone.arch == 't'
-    assert load('retinanet_affnet-t_fpn_coco.py').model.backbone.init_cfg \
+    assert load('retinanet_affnet-t_fpn_1x_coco.py').model.backbone.init_cfg \
         is None
 
 
@@ -154,7 +157,7 @@ def toy_options(data_root: str, **extra) -> list[str]:
     return ['--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
 
 
-TOY_SSD = 'configs/detection/ssdlite_affnet-et_toy.py'
+TOY_SSD = 'configs/detection/ssdlite_affnet-et_8xb24-600e_coco_toy.py'
 
 
 def test_make_toy_coco_is_valid_coco_and_deterministic(tmp_path, toy_coco):
@@ -265,7 +268,7 @@ def broken_copy(toy_coco: str, tmp_path, edit) -> str:
 
 def build_train_dataset(data_root: str):
     from mmdet.registry import DATASETS
-    cfg = load('ssdlite_affnet-et_toy.py')
+    cfg = load('ssdlite_affnet-et_8xb24-600e_coco_toy.py')
     ds_cfg = cfg.train_dataloader.dataset.dataset
     ds_cfg.data_root = data_root
     with DefaultScope.overwrite_default_scope('mmdet'):

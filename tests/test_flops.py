@@ -65,7 +65,8 @@ def test_classifier_flops_close_to_paper(arch):
 def test_get_flops_tool_on_a_detection_config():
     result = subprocess.run(
         [sys.executable, 'tools/analysis_tools/get_flops.py',
-         'configs/detection/ssdlite_affnet-et_coco.py', '--shape', '320'],
+         'configs/detection/ssdlite_affnet-et_8xb24-600e_coco.py', '--shape',
+         '320'],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert 'params: 1.889 M' in result.stdout

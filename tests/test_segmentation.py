@@ -21,12 +21,18 @@ SEG_DIR = osp.join(ROOT, 'configs', 'segmentation')
 STAGE5_CHANNELS = {'et': 144, 't': 192, 'base': 320}
 # name: (arch, num_classes, measured parameters)
 SEG_CONFIGS = {
-    'deeplabv3_affnet-et_voc12aug.py': ('et', 21, 2_180_373),
-    'deeplabv3_affnet-et_ade20k.py': ('et', 150, 2_213_526),
-    'deeplabv3_affnet-t_voc12aug.py': ('t', 21, 3_497_797),
-    'deeplabv3_affnet-t_ade20k.py': ('t', 150, 3_530_950),
-    'deeplabv3_affnet_voc12aug.py': ('base', 21, 7_010_405),
-    'deeplabv3_affnet_ade20k.py': ('base', 150, 7_043_558),
+    'deeplabv3_affnet-et-d8_4xb4-40k_voc12aug-512x512.py':
+    ('et', 21, 2_180_373),
+    'deeplabv3_affnet-et-d8_4xb4-80k_ade20k-512x512.py':
+    ('et', 150, 2_213_526),
+    'deeplabv3_affnet-t-d8_4xb4-40k_voc12aug-512x512.py':
+    ('t', 21, 3_497_797),
+    'deeplabv3_affnet-t-d8_4xb4-80k_ade20k-512x512.py':
+    ('t', 150, 3_530_950),
+    'deeplabv3_affnet-d8_4xb4-40k_voc12aug-512x512.py':
+    ('base', 21, 7_010_405),
+    'deeplabv3_affnet-d8_4xb4-80k_ade20k-512x512.py':
+    ('base', 150, 7_043_558),
 }
 # The official DeepLabv3 (1x1 fusion of the five ASPP branches) recomputed
 # from the official code, in millions (affnet_spec.md D.2).
@@ -35,8 +41,10 @@ OFFICIAL_PARAMS_M = {
     ('t', 21): 3.498, ('t', 150): 3.531,
     ('base', 21): 7.010, ('base', 150): 7.044,
 }
-TOY_ADE = 'configs/segmentation/deeplabv3_affnet-et_ade20k_toy.py'
-TOY_VOC = 'configs/segmentation/deeplabv3_affnet-et_voc12aug_toy.py'
+TOY_ADE = ('configs/segmentation/'
+           'deeplabv3_affnet-et-d8_4xb4-80k_ade20k-512x512_toy.py')
+TOY_VOC = ('configs/segmentation/'
+           'deeplabv3_affnet-et-d8_4xb4-40k_voc12aug-512x512_toy.py')
 TOY_CLASSES = ('circle', 'square', 'triangle', 'star', 'cross')
 
 
@@ -120,7 +128,8 @@ def test_metafile_lists_every_config_with_measured_params():
 def test_pretrained_backbone_from_child_config(tmp_path):
     child = tmp_path / 'child.py'
     child.write_text(
-        f"_base_ = '{SEG_DIR}/deeplabv3_affnet-t_voc12aug.py'\n"
+        f"_base_ = '{SEG_DIR}/"
+        "deeplabv3_affnet-t-d8_4xb4-40k_voc12aug-512x512.py'\n"
         "model = dict(backbone=dict(init_cfg=dict(_delete_=True, "
         "type='Pretrained', checkpoint='x.pth', prefix='backbone.')))\n")
     cfg = Config.fromfile(str(child))
@@ -132,7 +141,8 @@ def test_pretrained_backbone_from_child_config(tmp_path):
 
 
 @pytest.mark.parametrize('name', [
-    'deeplabv3_affnet-et_ade20k.py', 'deeplabv3_affnet-et_voc12aug.py',
+    'deeplabv3_affnet-et-d8_4xb4-80k_ade20k-512x512.py',
+    'deeplabv3_affnet-et-d8_4xb4-40k_voc12aug-512x512.py',
     osp.basename(TOY_ADE)
 ])
 def test_loss_and_full_resolution_predict_at_odd_size(name):

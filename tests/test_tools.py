@@ -109,7 +109,8 @@ def test_wheel_ships_configs_and_tools_for_mim(tmp_path):
     for required in ('mmaff/.mim/tools/train.py',
                      'mmaff/.mim/model-index.yml',
                      'mmaff/.mim/tools/dist_train.sh',
-                     'mmaff/.mim/configs/detection/ssdlite_affnet-et_coco.py',
+                     'mmaff/.mim/configs/detection/'
+                     'ssdlite_affnet-et_8xb24-600e_coco.py',
                      'mmaff/models/backbones/affnet.py'):
         assert required in names, required
 

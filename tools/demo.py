@@ -4,8 +4,9 @@
 
 1. writes the toy ADE20K-layout set (tools/dataset_converters/
    make_toy_ade20k.py) to ``data/toy_ade20k`` unless it is there;
-2. trains ``configs/segmentation/deeplabv3_affnet-et_ade20k_toy.py`` from
-   scratch with ``tools/train.py`` (mmengine's log shows the progress);
+2. trains ``configs/segmentation/
+   deeplabv3_affnet-et-d8_4xb4-80k_ade20k-512x512_toy.py`` from scratch
+   with ``tools/train.py`` (mmengine's log shows the progress);
 3. evaluates the last checkpoint with ``tools/test.py`` (``IoUMetric``);
 4. draws image | ground truth | prediction for every validation image with
    mmseg's ``SegLocalVisualizer`` into ``WORK_DIR/overlays/*.png``;
@@ -22,7 +23,8 @@ import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIG = 'configs/segmentation/deeplabv3_affnet-et_ade20k_toy.py'
+CONFIG = ('configs/segmentation/'
+          'deeplabv3_affnet-et-d8_4xb4-80k_ade20k-512x512_toy.py')
 DATA_ROOT = 'data/toy_ade20k'
 
 

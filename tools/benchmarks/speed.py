@@ -68,13 +68,14 @@ TARGETS = [('AFFNet', 'MobileViT-S', 1.3), ('AFFNet-T', 'MobileViT-XS', 1.3),
            ('AFFNet-ET', 'MobileNetV2-1.0', 1.0)]
 TRAIN_PAIRS = {
     'detection': dict(
-        ours='configs/detection/ssdlite_affnet-et_coco.py',
+        ours='configs/detection/ssdlite_affnet-et_8xb24-600e_coco.py',
         peer='mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py',
         names=('SSDLite-AFFNet-ET', 'SSDLite-MobileNetV2'),
         size=320,
         batch=8),
     'segmentation': dict(
-        ours='configs/segmentation/deeplabv3_affnet-et_ade20k.py',
+        ours='configs/segmentation/'
+        'deeplabv3_affnet-et-d8_4xb4-80k_ade20k-512x512.py',
         peer='mmseg::mobilenet_v2/'
         'mobilenet-v2-d8_deeplabv3_4xb4-160k_ade20k-512x512.py',
         names=('DeepLabv3-AFFNet-ET', 'DeepLabv3-MobileNetV2-d8'),

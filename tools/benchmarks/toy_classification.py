@@ -3,14 +3,14 @@
     python tools/benchmarks/toy_classification.py [--budget-min 5]
         [--models affnet-et mobilevit-xxs]
 
-AFFNet-ET (configs/classification/affnet-et_toy.py) and mmpretrain's
-MobileViT-XXS (its ImageNet model with the toy class count) train from
-scratch on the toy ImageNet-layout set for the same budget of training
-wall-clock time, with the same data, pipeline, batch size, optimizer and
-schedule (sized by a short speed calibration of each model). Top-1 accuracy
-on the whole validation split is measured every ``--eval-every-min`` minutes
-of training (not charged to the budget). Prints the curves side by side and
-the first minute at which each model reached ``--target``.
+AFFNet-ET (configs/classification/affnet-et_8xb128_in1k_toy.py) and
+mmpretrain's MobileViT-XXS (its ImageNet model with the toy class count)
+train from scratch on the toy ImageNet-layout set for the same budget of
+training wall-clock time, with the same data, pipeline, batch size,
+optimizer and schedule (sized by a short speed calibration of each model).
+Top-1 accuracy on the whole validation split is measured every
+``--eval-every-min`` minutes of training (not charged to the budget). Prints
+the curves side by side and the first minute at which each model reached ``--target``.
 """
 import argparse
 import os.path as osp
@@ -26,7 +26,7 @@ from mmaff.utils.wallclock import (
 )
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOY_CONFIG = 'configs/classification/affnet-et_toy.py'
+TOY_CONFIG = 'configs/classification/affnet-et_8xb128_in1k_toy.py'
 MODELS = ('affnet-et', 'mobilevit-xxs')
 
 

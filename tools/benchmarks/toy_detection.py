@@ -30,10 +30,13 @@ from mmaff.utils.wallclock import (
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MODELS = {
-    'ssdlite_affnet-et': 'configs/detection/ssdlite_affnet-et_toy.py',
-    'retinanet_affnet-et': 'configs/detection/retinanet_affnet-et_fpn_toy.py',
+    'ssdlite_affnet-et':
+    'configs/detection/ssdlite_affnet-et_8xb24-600e_coco_toy.py',
+    'retinanet_affnet-et':
+    'configs/detection/retinanet_affnet-et_fpn_1x_coco_toy.py',
     # mmdet's own SSDLite-MobileNetV2 on the same toy data and schedule
-    'ssdlite_mobilenetv2': 'configs/detection/ssdlite_affnet-et_toy.py',
+    'ssdlite_mobilenetv2':
+    'configs/detection/ssdlite_affnet-et_8xb24-600e_coco_toy.py',
 }
 
 

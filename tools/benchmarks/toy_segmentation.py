@@ -3,8 +3,9 @@
     python tools/benchmarks/toy_segmentation.py [--budget-min 10]
         [--models deeplabv3_affnet-et deeplabv3_mobilenetv2]
 
-DeepLabv3-AFFNet-ET (configs/segmentation/deeplabv3_affnet-et_ade20k_toy.py)
-and mmseg's DeepLabv3-MobileNetV2-d8 (its ASPP head and auxiliary FCN head as
+DeepLabv3-AFFNet-ET (configs/segmentation/
+deeplabv3_affnet-et-d8_4xb4-80k_ade20k-512x512_toy.py) and mmseg's
+DeepLabv3-MobileNetV2-d8 (its ASPP head and auxiliary FCN head as
 mmseg configures them) train from scratch on the toy ADE20K-layout set for
 the same budget of training wall-clock time, with the same data, pipeline,
 batch size, optimizer and schedule (sized by a short speed calibration of
@@ -27,7 +28,8 @@ from mmaff.utils.wallclock import (
 )
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOY_CONFIG = 'configs/segmentation/deeplabv3_affnet-et_ade20k_toy.py'
+TOY_CONFIG = ('configs/segmentation/'
+              'deeplabv3_affnet-et-d8_4xb4-80k_ade20k-512x512_toy.py')
 MODELS = ('deeplabv3_affnet-et', 'deeplabv3_mobilenetv2')
 
 

@@ -1,4 +1,4 @@
 # DeepLabv3 on AFFNet-T, ADE20K (see the -et config).
-_base_ = './deeplabv3_affnet-et_ade20k.py'
+_base_ = './deeplabv3_affnet-et-d8_4xb4-80k_ade20k-512x512.py'
 
 model = dict(backbone=dict(arch='t'), decode_head=dict(in_channels=192))

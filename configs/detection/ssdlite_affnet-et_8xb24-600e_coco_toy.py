@@ -1,7 +1,7 @@
 # SSDLite-AFFNet-ET on the toy COCO-format set of
 # tools/dataset_converters/make_toy_coco.py (same model and pipeline as the
 # COCO config; 4 classes; a schedule that fits a CPU).
-_base_ = './ssdlite_affnet-et_coco.py'
+_base_ = './ssdlite_affnet-et_8xb24-600e_coco.py'
 
 data_root = 'data/toy_coco/'
 metainfo = dict(

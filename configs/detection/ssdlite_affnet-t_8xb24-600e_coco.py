@@ -1,9 +1,9 @@
-# SSDLite with an AFFNet backbone on COCO, 320x320 (see the -et config).
-_base_ = './ssdlite_affnet-et_coco.py'
+# SSDLite with an AFFNet-T backbone on COCO, 320x320 (see the -et config).
+_base_ = './ssdlite_affnet-et_8xb24-600e_coco.py'
 
-stage_channels = (256, 320)
+stage_channels = (160, 192)
 model = dict(
-    backbone=dict(arch='base'),
+    backbone=dict(arch='t'),
     neck=dict(
         in_channels=stage_channels,
         out_channels=stage_channels + (512, 256, 256, 128)),

@@ -6,8 +6,9 @@
 #   python tools/dataset_converters/make_toy_ade20k.py data/toy_voc \
 #       --layout voc
 #   python tools/train.py \
-#       configs/segmentation/deeplabv3_affnet-et_voc12aug_toy.py
-_base_ = './deeplabv3_affnet-et_voc12aug.py'
+#     configs/segmentation/\
+#         deeplabv3_affnet-et-d8_4xb4-40k_voc12aug-512x512_toy.py
+_base_ = './deeplabv3_affnet-et-d8_4xb4-40k_voc12aug-512x512.py'
 
 data_root = 'data/toy_voc/'
 # PascalVOCDataset only accepts subsets of its 21 class names, so the toy

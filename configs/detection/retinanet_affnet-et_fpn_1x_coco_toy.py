@@ -1,6 +1,6 @@
 # RetinaNet-AFFNet-ET-FPN on the toy COCO-format set (see
-# ssdlite_affnet-et_toy.py).
-_base_ = './retinanet_affnet-et_fpn_coco.py'
+# ssdlite_affnet-et_8xb24-600e_coco_toy.py).
+_base_ = './retinanet_affnet-et_fpn_1x_coco.py'
 
 data_root = 'data/toy_coco/'
 metainfo = dict(

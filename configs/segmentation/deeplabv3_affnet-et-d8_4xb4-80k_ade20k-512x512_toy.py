@@ -4,8 +4,9 @@
 # classes, 128x128 crops and a schedule for a 2-core CPU.
 #   python tools/dataset_converters/make_toy_ade20k.py data/toy_ade20k
 #   python tools/train.py \
-#       configs/segmentation/deeplabv3_affnet-et_ade20k_toy.py
-_base_ = './deeplabv3_affnet-et_ade20k.py'
+#     configs/segmentation/\
+#         deeplabv3_affnet-et-d8_4xb4-80k_ade20k-512x512_toy.py
+_base_ = './deeplabv3_affnet-et-d8_4xb4-80k_ade20k-512x512.py'
 
 data_root = 'data/toy_ade20k/'
 # ADE20KDataset only accepts subsets of its 150 class names (anything else
