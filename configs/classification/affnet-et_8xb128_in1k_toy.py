@@ -35,18 +35,13 @@ test_pipeline = [
     dict(type='CenterCrop', crop_size=64),
     dict(type='PackInputs'),
 ]
+# loader settings and dataset fields shared by the two splits
+toy_loader = dict(batch_size=32, num_workers=2, persistent_workers=True)
+toy_dataset = dict(data_root=data_root, metainfo=metainfo)
 train_dataloader = dict(
-    batch_size=32,
-    num_workers=2,
-    persistent_workers=True,
-    dataset=dict(
-        data_root=data_root, metainfo=metainfo, pipeline=train_pipeline))
+    toy_loader, dataset=dict(toy_dataset, pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=32,
-    num_workers=2,
-    persistent_workers=True,
-    dataset=dict(
-        data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
+    toy_loader, dataset=dict(toy_dataset, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 # top-5 accuracy is meaningless with 4 classes
 val_evaluator = dict(topk=(1, ))

@@ -26,36 +26,31 @@ test_pipeline = [
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                    'scale_factor'))
 ]
+# dataset fields shared by the two splits; the validation annotations are
+# read by both the dataset and CocoMetric
+toy_dataset = dict(data_root=data_root, metainfo=metainfo)
+val_ann_file = 'annotations/instances_val.json'
 train_dataloader = dict(
     batch_size=8,
-    num_workers=2,
     dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
+        toy_dataset,
         ann_file='annotations/instances_train.json',
         data_prefix=dict(img='train/'),
         filter_cfg=dict(filter_empty_gt=True, min_size=4),
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=8,
-    num_workers=2,
     dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_val.json',
+        toy_dataset,
+        ann_file=val_ann_file,
         data_prefix=dict(img='val/'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+val_evaluator = dict(ann_file=data_root + val_ann_file)
 test_evaluator = val_evaluator
 
 max_epochs = 30
 train_cfg = dict(max_epochs=max_epochs, val_interval=5)
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
-    clip_grad=dict(max_norm=10, norm_type=2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
          end=50),
@@ -65,3 +60,8 @@ param_scheduler = [
 default_hooks = dict(
     logger=dict(interval=5), checkpoint=dict(interval=5, max_keep_ckpts=2))
 auto_scale_lr = dict(enable=False)
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
+    clip_grad=dict(max_norm=10, norm_type=2))

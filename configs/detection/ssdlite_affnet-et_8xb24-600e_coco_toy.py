@@ -10,27 +10,25 @@ metainfo = dict(
 
 model = dict(bbox_head=dict(num_classes=4))
 
+# dataset fields shared by the two splits; the validation annotations are
+# read by both the dataset and CocoMetric
+toy_dataset = dict(data_root=data_root, metainfo=metainfo)
+val_ann_file = 'annotations/instances_val.json'
 train_dataloader = dict(
     batch_size=8,
     num_workers=2,
     dataset=dict(
         times=1,
         dataset=dict(
-            data_root=data_root,
-            metainfo=metainfo,
+            toy_dataset,
             ann_file='annotations/instances_train.json',
             data_prefix=dict(img='train/'),
             filter_cfg=dict(filter_empty_gt=True, min_size=4))))
 val_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
     dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_val.json',
-        data_prefix=dict(img='val/')))
+        toy_dataset, ann_file=val_ann_file, data_prefix=dict(img='val/')))
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+val_evaluator = dict(ann_file=data_root + val_ann_file)
 test_evaluator = val_evaluator
 
 max_epochs = 30

@@ -8,7 +8,12 @@
 #   python tools/train.py \
 #     configs/segmentation/\
 #         deeplabv3_affnet-et-d8_4xb4-40k_voc12aug-512x512_toy.py
-_base_ = './deeplabv3_affnet-et-d8_4xb4-40k_voc12aug-512x512.py'
+_base_ = [
+    './_base_/models/deeplabv3_affnet-et-d8.py',
+    'mmseg::_base_/datasets/pascal_voc12_aug.py',
+    'mmseg::_base_/default_runtime.py',
+    './_base_/schedules/schedule_toy_400it.py'
+]
 
 data_root = 'data/toy_voc/'
 # PascalVOCDataset only accepts subsets of its 21 class names, so the toy
@@ -48,51 +53,27 @@ test_pipeline = [
     dict(type='mmaff.CheckSegLabels', num_classes=num_classes),
     dict(type='PackSegInputs')
 ]
+# dataset fields shared by the training and validation splits
+toy_dataset = dict(
+    type=dataset_type,
+    data_root=data_root,
+    metainfo=metainfo,
+    img_suffix='.jpg',
+    seg_map_suffix='.png',
+    data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'))
 # The voc12aug base concatenates SegmentationClass/train.txt with the SBD
 # part (SegmentationClassAug/aug.txt); the toy set has only the former.
 train_dataloader = dict(
-    batch_size=4,
     num_workers=2,
     dataset=dict(
+        toy_dataset,
         _delete_=True,
-        type=dataset_type,
-        data_root=data_root,
-        metainfo=metainfo,
-        img_suffix='.jpg',
-        seg_map_suffix='.png',
-        data_prefix=dict(
-            img_path='JPEGImages', seg_map_path='SegmentationClass'),
         ann_file='ImageSets/Segmentation/train.txt',
         pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=1,
     num_workers=2,
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        metainfo=metainfo,
-        img_suffix='.jpg',
-        seg_map_suffix='.png',
-        data_prefix=dict(
-            img_path='JPEGImages', seg_map_path='SegmentationClass'),
+        toy_dataset,
         ann_file='ImageSets/Segmentation/val.txt',
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-
-max_iters = 400
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.01),
-    clip_grad=dict(max_norm=10, norm_type=2))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=20),
-    dict(
-        type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=max_iters,
-        by_epoch=False)
-]
-train_cfg = dict(max_iters=max_iters, val_interval=100)
-default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(interval=100, max_keep_ckpts=2))

@@ -1,48 +1,11 @@
-# DeepLabv3 on AFFNet-ET, ADE20K (150 classes), 512x512 crops, 80k iters.
-# Like the official AFFNet DeepLabv3 the ASPP head reads only layer_5, run
-# at output stride 8 (layer_4 and layer_5 dilated instead of strided), with
-# 256 channels, rates (1, 6, 12, 18) + image pooling, dropout 0.1 and no
-# auxiliary head; the five branches are fused by a 1x1 conv as in the
-# official head (mmseg's ASPPHead uses a 3x3 one: see README.md).
-# Schedule and augmentation are mmseg's (the official ones are not
-# published).
-_base_ = 'mmseg::deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py'
-custom_imports = dict(imports=['mmaff'], allow_failed_imports=False)
+# DeepLabv3 on AFFNet-ET (see _base_/models/deeplabv3_affnet-et-d8.py),
+# ADE20K (150 classes), 512x512 crops, 80k iters, composed like mmseg's
+# deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py. Schedule and augmentation
+# are mmseg's (the official ones are not published).
+_base_ = [
+    './_base_/models/deeplabv3_affnet-et-d8.py',
+    'mmseg::_base_/datasets/ade20k.py', 'mmseg::_base_/default_runtime.py',
+    'mmseg::_base_/schedules/schedule_80k.py'
+]
 
-arch = 'et'
-stage_channels = 144  # layer_5 of AFFNet-ET
-crop_size = (512, 512)
-norm_cfg = dict(type='SyncBN', requires_grad=True)
-# Converted ImageNet AFFNet weights (tools/model_converters/
-# affnet_official_to_mmaff.py); None trains from scratch.
-pretrained = None
-
-# official AFFNet weights take RGB in [0, 1]
-data_preprocessor = dict(
-    mean=[0., 0., 0.], std=[255., 255., 255.], bgr_to_rgb=True,
-    size=crop_size)
-model = dict(
-    data_preprocessor=data_preprocessor,
-    # the base sets a ResNet checkpoint here, which EncoderDecoder would
-    # hand to the backbone as a `pretrained` argument
-    pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='mmaff.AFFNet',
-        arch=arch,
-        out_indices=(4, ),
-        output_stride=8,
-        norm_cfg=norm_cfg,
-        init_cfg=dict(
-            type='Pretrained', checkpoint=pretrained, prefix='backbone.')
-        if pretrained else None),
-    decode_head=dict(
-        type='mmaff.AFFNetASPPHead',  # 1x1 fusion, as the official head
-        in_channels=stage_channels,
-        in_index=0,
-        channels=256,
-        dilations=(1, 6, 12, 18),
-        dropout_ratio=0.1,
-        num_classes=150,
-        norm_cfg=norm_cfg),
-    auxiliary_head=None)
+model = dict(decode_head=dict(num_classes=150))

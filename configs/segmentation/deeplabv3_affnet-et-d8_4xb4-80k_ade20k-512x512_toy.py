@@ -6,7 +6,11 @@
 #   python tools/train.py \
 #     configs/segmentation/\
 #         deeplabv3_affnet-et-d8_4xb4-80k_ade20k-512x512_toy.py
-_base_ = './deeplabv3_affnet-et-d8_4xb4-80k_ade20k-512x512.py'
+_base_ = [
+    './_base_/models/deeplabv3_affnet-et-d8.py',
+    'mmseg::_base_/datasets/ade20k.py', 'mmseg::_base_/default_runtime.py',
+    './_base_/schedules/schedule_toy_400it.py'
+]
 
 data_root = 'data/toy_ade20k/'
 # ADE20KDataset only accepts subsets of its 150 class names (anything else
@@ -46,49 +50,27 @@ test_pipeline = [
     dict(type='mmaff.CheckSegLabels', num_classes=num_classes),
     dict(type='PackSegInputs')
 ]
+# dataset fields shared by the training and validation splits
+toy_dataset = dict(
+    type=dataset_type,
+    data_root=data_root,
+    metainfo=metainfo,
+    img_suffix='.jpg',
+    seg_map_suffix='.png',
+    reduce_zero_label=True)
 train_dataloader = dict(
-    batch_size=4,
     num_workers=2,
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        metainfo=metainfo,
-        img_suffix='.jpg',
-        seg_map_suffix='.png',
-        reduce_zero_label=True,
+        toy_dataset,
         data_prefix=dict(
             img_path='images/training', seg_map_path='annotations/training'),
         pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=1,
     num_workers=2,
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        metainfo=metainfo,
-        img_suffix='.jpg',
-        seg_map_suffix='.png',
-        reduce_zero_label=True,
+        toy_dataset,
         data_prefix=dict(
             img_path='images/validation',
             seg_map_path='annotations/validation'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-
-max_iters = 400
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.01),
-    clip_grad=dict(max_norm=10, norm_type=2))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=20),
-    dict(
-        type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=max_iters,
-        by_epoch=False)
-]
-train_cfg = dict(max_iters=max_iters, val_interval=100)
-default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(interval=100, max_keep_ckpts=2))

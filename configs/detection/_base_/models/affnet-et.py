@@ -1,0 +1,15 @@
+# AFFNet-ET as the backbone of the detectors here: each detector config
+# lists this file next to its mmdet base and puts `affnet_backbone`, with the
+# stages it taps (`out_indices`), in place of the base's backbone.
+custom_imports = dict(imports=['mmaff'], allow_failed_imports=False)
+
+arch = 'et'
+# Converted ImageNet AFFNet weights (tools/model_converters/
+# affnet_official_to_mmaff.py); None trains from scratch.
+pretrained = None
+affnet_backbone = dict(
+    type='mmaff.AFFNet',
+    arch=arch,
+    init_cfg=dict(
+        type='Pretrained', checkpoint=pretrained, prefix='backbone.')
+    if pretrained else None)
