@@ -1,26 +1,12 @@
 """The matmul DFT path and ONNX export (tools/deployment/export_onnx.py)."""
-import os.path as osp
 import re
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
+from helpers import classifier_config, run_python
 
-from mmaff.models import AFFNet, switch_dft_mode
+from mmaff.models import AFFNet, set_dft_mode
 from mmaff.models.layers import AdaptiveFrequencyFilter
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CLASSIFIER_CFG = textwrap.dedent("""
-    default_scope = 'mmpretrain'
-    custom_imports = dict(imports=['mmaff'], allow_failed_imports=False)
-    model = dict(
-        type='ImageClassifier',
-        backbone=dict(type='mmaff.AFFNet', arch='et'),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=1000, in_channels=576))
-    """)
 
 
 @pytest.mark.parametrize('hw', [(1, 1), (2, 2), (5, 7), (6, 3), (16, 16),
@@ -30,15 +16,14 @@ def test_matmul_filter_equals_fft_filter(hw):
     module = AdaptiveFrequencyFilter(16, init_std=0.5)
     x = torch.randn(2, 16, *hw)
     expected = module(x)
-    module.set_dft_mode('matmul')
+    set_dft_mode(module, 'matmul')
     out = module(x)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     assert (expected - x).abs().max() > 0.1  # the filter did something
 
 
 def test_matmul_path_uses_no_fft_and_keeps_dtype():
-    module = AdaptiveFrequencyFilter(8)
-    module.set_dft_mode('matmul')
+    module = AdaptiveFrequencyFilter(8, dft_mode='matmul')
     x = torch.randn(1, 8, 6, 5, dtype=torch.bfloat16)
     with torch.profiler.profile() as prof:
         out = module(x)
@@ -47,31 +32,56 @@ def test_matmul_path_uses_no_fft_and_keeps_dtype():
     assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
 
 
-def test_backbone_switch_to_deploy_equals_fft_path():
+def test_backbone_set_dft_mode_equals_fft_path():
     torch.manual_seed(0)
     model = AFFNet('et', out_indices=(2, 3, 4, 5)).eval()
     x = torch.rand(2, 3, 256, 256)
     with torch.no_grad():
         expected = model(x)
-        model.switch_to_deploy('matmul')
+        set_dft_mode(model, 'matmul')
         deployed = model(x)
     assert all(m.dft_mode == 'matmul' for m in model.modules()
                if isinstance(m, AdaptiveFrequencyFilter))
     for a, b in zip(deployed, expected):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-    model.switch_to_deploy('fft')
-    assert switch_dft_mode(model, 'fft') == 9
+    assert set_dft_mode(model, 'fft') == 9
     with pytest.raises(ValueError, match="Unknown DFT mode 'dft'"):
-        model.switch_to_deploy('dft')
+        set_dft_mode(model, 'dft')
+
+
+def test_dft_mode_from_config_builds_matmul_filters():
+    from mmengine.config import Config
+
+    from mmaff.registry import MODELS
+    cfg = Config(dict(model=dict(type='mmaff.AFFNet', arch='et')))
+    cfg.merge_from_dict({'model.dft_mode': 'matmul'})
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).eval()
+    modes = {m.dft_mode for m in model.modules()
+             if isinstance(m, AdaptiveFrequencyFilter)}
+    assert modes == {'matmul'}
+    reference = AFFNet('et').eval()
+    reference.load_state_dict(model.state_dict())
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x), rtol=1e-5,
+                                   atol=1e-5)
+
+
+def test_unknown_dft_mode_is_refused_everywhere():
+    with pytest.raises(ValueError, match="Unknown DFT mode 'dft'"):
+        AFFNet('et', dft_mode='dft')
+    module = AdaptiveFrequencyFilter(8)
+    with pytest.raises(ValueError, match="Unknown DFT mode 'DFT'"):
+        module.dft_mode = 'DFT'
+    assert module.dft_mode == 'fft'
 
 
 def export(tmp_path, *args):
     cfg = tmp_path / 'affnet-et_cls.py'
-    cfg.write_text(CLASSIFIER_CFG)
-    return subprocess.run(
-        [sys.executable, 'tools/deployment/export_onnx.py', str(cfg),
-         *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    cfg.write_text(classifier_config('et'))
+    return run_python('tools/deployment/export_onnx.py', cfg, *args,
+                      timeout=600)
 
 
 @pytest.mark.parametrize('dft,op', [('fft', 'DFT'), ('matmul', 'MatMul')])

@@ -12,7 +12,7 @@ PyTorch.
 ``--dft fft`` keeps torch.fft, exported as ONNX ``DFT`` (opset >= 17; needs
 the dynamo exporter, since the TorchScript exporter has no rule for
 ``fft_rfft2``). ``--dft matmul`` switches every AFF filter to real DFT
-matrices (``AFFNet.switch_to_deploy``): no complex tensors and no ``DFT``
+matrices (``mmaff.models.set_dft_mode``): no complex tensors and no ``DFT``
 op, for runtimes that lack it (mobile), with either exporter.
 """
 import argparse
@@ -24,7 +24,7 @@ import torch
 from mmengine.config import Config, DictAction
 
 import mmaff  # noqa: F401  (registers AFFNet)
-from mmaff.models import switch_dft_mode
+from mmaff.models import DFT_MODES, set_dft_mode
 from mmaff.utils.runner_setup import TensorForward, build_model_from_config
 
 
@@ -35,7 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--shape', type=int, nargs='+', default=[256],
                         help='input H [W]')
     parser.add_argument('--batch-size', type=int, default=1)
-    parser.add_argument('--dft', choices=['fft', 'matmul'], default='fft')
+    parser.add_argument('--dft', choices=DFT_MODES, default='fft')
     parser.add_argument('--out', default=None, help='ONNX file to write')
     parser.add_argument('--opset', type=int, default=18)
     parser.add_argument(
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     model = build_model_from_config(cfg, args.checkpoint)
-    switched = switch_dft_mode(model, args.dft)
+    switched = set_dft_mode(model, args.dft)
     wrapper = TensorForward(model, args.backbone_only).eval()
     inputs = torch.rand(args.batch_size, 3, h, w)
     with torch.no_grad():

@@ -1,3 +1,3 @@
-from .affnet import AFFNet, switch_dft_mode
+from .affnet import AFFNet
 
-__all__ = ['AFFNet', 'switch_dft_mode']
+__all__ = ['AFFNet']

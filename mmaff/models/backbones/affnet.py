@@ -9,22 +9,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmaff.registry import MODELS
 
-from ..layers import AdaptiveFrequencyFilter, AFFBlock, InvertedResidual
-
-
-def switch_dft_mode(model: nn.Module, dft_mode: str) -> int:
-    """Set the DFT mode (``'fft'`` or ``'matmul'``) of every AFF filter in
-    ``model`` (a backbone, detector, segmentor or classifier).
-
-    Returns:
-        int: The number of filters switched.
-    """
-    filters = [
-        m for m in model.modules() if isinstance(m, AdaptiveFrequencyFilter)
-    ]
-    for module in filters:
-        module.set_dft_mode(dft_mode)
-    return len(filters)
+from ..layers import AFFBlock, InvertedResidual
+from ..layers.frequency_filter import check_dft_mode
 
 
 @MODELS.register_module()
@@ -67,6 +53,11 @@ class AFFNet(BaseModule):
             Defaults to 8.
         drop_path_rate (float): Stochastic depth rate, growing linearly over
             the AFF blocks. Defaults to 0.
+        dft_mode (str): How the filters compute their DFTs: ``'fft'``
+            (torch.fft) or ``'matmul'`` (real matrix products, for export to
+            runtimes without an FFT op). Outputs are the same either way;
+            switch a built model with :func:`mmaff.models.set_dft_mode`.
+            Defaults to ``'fft'``.
         conv_cfg (dict, optional): Convolution config. Defaults to None.
         norm_cfg (dict): Norm of the convolutions. Defaults to BN.
         token_norm_cfg (dict): Norm inside the AFF blocks. Defaults to
@@ -128,6 +119,7 @@ class AFFNet(BaseModule):
                  output_stride: int = 32,
                  num_filter_groups: int = 8,
                  drop_path_rate: float = 0.,
+                 dft_mode: str = 'fft',
                  conv_cfg: dict | None = None,
                  norm_cfg: dict = dict(type='BN'),
                  token_norm_cfg: dict = dict(type='GN', num_groups=1),
@@ -143,8 +135,7 @@ class AFFNet(BaseModule):
                  ]) -> None:
         super().__init__(init_cfg=init_cfg)
         arch = self._parse_arch(arch)
-        stages = arch['stages']
-        self.num_stages = len(stages)
+        self.num_stages = len(arch['stages'])
         # The stages plus the expansion convolution.
         num_outputs = self.num_stages + 1
         self.out_indices = self._parse_out_indices(out_indices, num_outputs)
@@ -154,6 +145,7 @@ class AFFNet(BaseModule):
         if output_stride not in (8, 16, 32):
             raise ValueError(
                 f'output_stride must be 8, 16 or 32, got {output_stride}')
+        check_dft_mode(dft_mode)
         self.in_channels = in_channels
         self.frozen_stages = frozen_stages
         self.output_stride = output_stride
@@ -168,55 +160,18 @@ class AFFNet(BaseModule):
             stride=2,
             padding=1,
             **common)
-
-        num_aff_blocks = sum(s[4] for s in stages if s[0] == 'aff')
-        dpr = torch.linspace(0, drop_path_rate, num_aff_blocks).tolist()
-        channels = arch['stem_channels']
-        current_stride, dilation = 2, 1
         self.layers = nn.ModuleList()
         self.out_channels = []
-        for kind, out_channels, stride, *rest in stages:
-            # Past the output stride, strides turn into dilation: the stage
-            # keeps the dilation it had, later stages get twice as much.
-            stage_dilation = dilation
-            if stride > 1 and current_stride * stride > output_stride:
-                dilation *= stride
-                stride = 1
-            current_stride *= stride
-            if kind == 'mobilenetv2':
-                num_blocks, expand_ratio = rest
-                layer = self._make_mobilenetv2_layer(
-                    channels, out_channels, stride, num_blocks, expand_ratio,
-                    stage_dilation, with_cp, common)
-            else:
-                ffn_channels, num_blocks, expand_ratio = rest
-                if out_channels % num_filter_groups:
-                    raise ValueError(
-                        f'AFF stage width {out_channels} is not divisible '
-                        f'by num_filter_groups={num_filter_groups}')
-                layer = nn.Sequential(
-                    InvertedResidual(
-                        channels,
-                        out_channels,
-                        stride,
-                        expand_ratio,
-                        dilation=stage_dilation,
-                        with_cp=with_cp,
-                        **common),
-                    AFFBlock(
-                        out_channels,
-                        ffn_channels,
-                        num_blocks,
-                        num_filter_groups=num_filter_groups,
-                        drop_path_rates=dpr[:num_blocks],
-                        token_norm_cfg=token_norm_cfg,
-                        with_cp=with_cp,
-                        **common))
-                dpr = dpr[num_blocks:]
-            self.layers.append(layer)
-            self.out_channels.append(out_channels)
-            channels = out_channels
+        self._make_layers(
+            arch,
+            drop_path_rate,
+            common,
+            aff_cfg=dict(
+                num_filter_groups=num_filter_groups,
+                token_norm_cfg=token_norm_cfg,
+                dft_mode=dft_mode))
 
+        channels = self.out_channels[-1]
         expand_channels = min(4 * channels, self.max_expand_channels)
         self.out_channels.append(expand_channels)
         self.conv_1x1_exp = None
@@ -276,6 +231,40 @@ class AFFNet(BaseModule):
             raise ValueError(f'Duplicate entries in out_indices {out_indices}')
         return sorted(parsed)
 
+    def _make_layers(self, arch: dict, drop_path_rate: float, common: dict,
+                     aff_cfg: dict) -> None:
+        """Build the stages of ``arch`` into :attr:`layers` and their widths
+        into :attr:`out_channels`, dispatching on the stage type."""
+        stages = arch['stages']
+        num_aff_blocks = sum(s[4] for s in stages if s[0] == 'aff')
+        # One rate per AFF block, consumed stage by stage.
+        drop_path_rates = torch.linspace(0, drop_path_rate,
+                                         num_aff_blocks).tolist()
+        channels = arch['stem_channels']
+        current_stride, dilation = 2, 1
+        for kind, out_channels, stride, *settings in stages:
+            # Past the output stride, strides turn into dilation: the stage
+            # keeps the dilation it had, later stages get twice as much.
+            stage_dilation = dilation
+            if stride > 1 and current_stride * stride > self.output_stride:
+                dilation *= stride
+                stride = 1
+            current_stride *= stride
+            if kind == 'mobilenetv2':
+                layer = self._make_mobilenetv2_layer(
+                    channels, out_channels, stride, *settings,
+                    stage_dilation, self.with_cp, common)
+            else:
+                num_blocks = settings[1]
+                layer = self._make_aff_layer(
+                    channels, out_channels, stride, *settings,
+                    stage_dilation, drop_path_rates[:num_blocks],
+                    self.with_cp, common, **aff_cfg)
+                drop_path_rates = drop_path_rates[num_blocks:]
+            self.layers.append(layer)
+            self.out_channels.append(out_channels)
+            channels = out_channels
+
     @staticmethod
     def _make_mobilenetv2_layer(in_channels: int, out_channels: int,
                                 stride: int, num_blocks: int,
@@ -293,6 +282,40 @@ class AFFNet(BaseModule):
                     with_cp=with_cp,
                     **common))
         return nn.Sequential(*blocks)
+
+    @staticmethod
+    def _make_aff_layer(in_channels: int, out_channels: int, stride: int,
+                        ffn_channels: int, num_blocks: int,
+                        expand_ratio: float, dilation: int,
+                        drop_path_rates: list[float], with_cp: bool,
+                        common: dict, num_filter_groups: int,
+                        token_norm_cfg: dict,
+                        dft_mode: str) -> nn.Sequential:
+        """A strided inverted residual, then one :class:`AFFBlock` of
+        ``num_blocks`` frequency-mixing blocks."""
+        if out_channels % num_filter_groups:
+            raise ValueError(
+                f'AFF stage width {out_channels} is not divisible '
+                f'by num_filter_groups={num_filter_groups}')
+        return nn.Sequential(
+            InvertedResidual(
+                in_channels,
+                out_channels,
+                stride,
+                expand_ratio,
+                dilation=dilation,
+                with_cp=with_cp,
+                **common),
+            AFFBlock(
+                out_channels,
+                ffn_channels,
+                num_blocks,
+                num_filter_groups=num_filter_groups,
+                drop_path_rates=drop_path_rates,
+                token_norm_cfg=token_norm_cfg,
+                dft_mode=dft_mode,
+                with_cp=with_cp,
+                **common))
 
     def _check_input(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
@@ -330,19 +353,6 @@ class AFFNet(BaseModule):
             module.eval()
             for param in module.parameters():
                 param.requires_grad = False
-
-    def switch_to_deploy(self, dft_mode: str = 'matmul') -> None:
-        """Select how every AFF filter computes its DFTs.
-
-        ``'matmul'`` turns the FFTs into real matrix products (exact; no
-        complex tensors or FFT ops), which export to ONNX runtimes without
-        ``DFT``; ``'fft'`` restores torch.fft. Weights are untouched, so the
-        switch can be made on a trained or converted model at any time.
-
-        Args:
-            dft_mode (str): ``'matmul'`` or ``'fft'``.
-        """
-        switch_dft_mode(self, dft_mode)
 
     def train(self, mode: bool = True) -> 'AFFNet':
         super().train(mode)

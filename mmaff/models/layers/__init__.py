@@ -1,8 +1,8 @@
 from .aff_block import AFFBlock, FrequencyMixingBlock
-from .frequency_filter import AdaptiveFrequencyFilter
+from .frequency_filter import DFT_MODES, AdaptiveFrequencyFilter, set_dft_mode
 from .inverted_residual import InvertedResidual, make_divisible
 
 __all__ = [
-    'AFFBlock', 'AdaptiveFrequencyFilter', 'FrequencyMixingBlock',
-    'InvertedResidual', 'make_divisible'
+    'AFFBlock', 'AdaptiveFrequencyFilter', 'DFT_MODES', 'FrequencyMixingBlock',
+    'InvertedResidual', 'make_divisible', 'set_dft_mode'
 ]

@@ -29,6 +29,8 @@ class FrequencyMixingBlock(BaseModule):
         token_norm_cfg (dict): Norm before the MLP and before the filter.
             Defaults to ``GN`` with one group (LayerNorm over C, H, W).
         act_cfg (dict): Activation config. Defaults to SiLU.
+        dft_mode (str): DFT mode of the filter (see
+            :class:`AdaptiveFrequencyFilter`). Defaults to ``'fft'``.
         with_cp (bool): Use gradient checkpointing. Defaults to False.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
@@ -42,6 +44,7 @@ class FrequencyMixingBlock(BaseModule):
                  norm_cfg: dict = dict(type='BN'),
                  token_norm_cfg: dict = dict(type='GN', num_groups=1),
                  act_cfg: dict = dict(type='SiLU'),
+                 dft_mode: str = 'fft',
                  with_cp: bool = False,
                  init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -57,7 +60,10 @@ class FrequencyMixingBlock(BaseModule):
             act_cfg=act_cfg)
         self.norm2 = build_norm_layer(token_norm_cfg, channels)[1]
         self.filter = AdaptiveFrequencyFilter(
-            channels, num_groups=num_filter_groups, act_cfg=act_cfg)
+            channels,
+            num_groups=num_filter_groups,
+            act_cfg=act_cfg,
+            dft_mode=dft_mode)
         self.drop_path = DropPath(
             drop_path_rate) if drop_path_rate > 0 else nn.Identity()
 
@@ -92,6 +98,8 @@ class AFFBlock(BaseModule):
         token_norm_cfg (dict): Norm inside the blocks and after them.
             Defaults to ``GN`` with one group.
         act_cfg (dict): Activation config. Defaults to SiLU.
+        dft_mode (str): DFT mode of the filters (see
+            :class:`AdaptiveFrequencyFilter`). Defaults to ``'fft'``.
         with_cp (bool): Use gradient checkpointing. Defaults to False.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
@@ -107,6 +115,7 @@ class AFFBlock(BaseModule):
                  norm_cfg: dict = dict(type='BN'),
                  token_norm_cfg: dict = dict(type='GN', num_groups=1),
                  act_cfg: dict = dict(type='SiLU'),
+                 dft_mode: str = 'fft',
                  with_cp: bool = False,
                  init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -125,6 +134,7 @@ class AFFBlock(BaseModule):
                 norm_cfg=norm_cfg,
                 token_norm_cfg=token_norm_cfg,
                 act_cfg=act_cfg,
+                dft_mode=dft_mode,
                 with_cp=with_cp) for rate in drop_path_rates
         ])
         self.norm = build_norm_layer(token_norm_cfg, channels)[1]

@@ -9,6 +9,44 @@ from mmengine.model import BaseModule
 
 from mmaff.registry import MODELS
 
+#: How the filter computes its DFTs: ``'fft'`` (torch.fft, the default) or
+#: ``'matmul'`` (real matrix products; exact, no complex tensors or FFT op,
+#: so it exports to runtimes without ONNX ``DFT``, but O(N^1.5) per map
+#: instead of O(N log N)).
+DFT_MODES = ('fft', 'matmul')
+
+
+def check_dft_mode(dft_mode: str) -> str:
+    """Return ``dft_mode`` if it is one of :data:`DFT_MODES`, else raise."""
+    if dft_mode not in DFT_MODES:
+        raise ValueError(
+            f'Unknown DFT mode {dft_mode!r}; choose from {DFT_MODES}')
+    return dft_mode
+
+
+def set_dft_mode(model: nn.Module, dft_mode: str) -> int:
+    """Set how every AFF filter in ``model`` computes its DFTs.
+
+    Works on anything that holds filters (a filter, block, backbone,
+    classifier, detector or segmentor), trained or not: weights are
+    untouched. Configs select the mode at build time instead, with
+    ``model.backbone.dft_mode``.
+
+    Args:
+        model (nn.Module): The module to switch.
+        dft_mode (str): One of :data:`DFT_MODES`.
+
+    Returns:
+        int: The number of filters switched.
+    """
+    check_dft_mode(dft_mode)
+    filters = [
+        m for m in model.modules() if isinstance(m, AdaptiveFrequencyFilter)
+    ]
+    for module in filters:
+        module.dft_mode = dft_mode
+    return len(filters)
+
 
 @MODELS.register_module()
 class AdaptiveFrequencyFilter(BaseModule):
@@ -22,8 +60,9 @@ class AdaptiveFrequencyFilter(BaseModule):
     large as the feature map (see :meth:`spatial_kernel`). No parameter
     depends on the spatial size, so any ``H x W`` works.
 
-    The complex MLP runs as real grouped 1x1 convolutions on the stacked real
-    and imaginary channels of each group. The parameters keep the layout of
+    The complex MLP runs as two batched real matrix products over the
+    stacked real and imaginary parts of each group's channels. The
+    parameters keep the layout of
     the official implementation (``w1``, ``b1``, ``w2``, ``b2``, index 0 =
     real part, 1 = imaginary part, weights indexed ``[group, in, out]``), so
     official weights load without reshaping.
@@ -44,10 +83,11 @@ class AdaptiveFrequencyFilter(BaseModule):
             imaginary part after the first layer. Defaults to SiLU.
         init_std (float): Std of the normal init of the MLP parameters.
             Defaults to 0.02.
+        dft_mode (str): How the DFTs are computed, one of
+            :data:`DFT_MODES`; change it later with :func:`set_dft_mode`.
+            Defaults to ``'fft'``.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
-
-    dft_modes = ('fft', 'matmul')
 
     def __init__(self,
                  channels: int,
@@ -56,6 +96,7 @@ class AdaptiveFrequencyFilter(BaseModule):
                  sparsity_threshold: float = 0.01,
                  act_cfg: dict = dict(type='SiLU'),
                  init_std: float = 0.02,
+                 dft_mode: str = 'fft',
                  init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if channels <= 0 or channels % num_groups != 0:
@@ -77,9 +118,18 @@ class AdaptiveFrequencyFilter(BaseModule):
         self.w2 = nn.Parameter(init_std * torch.randn(2, g, h, b))
         self.b2 = nn.Parameter(init_std * torch.randn(2, g, b))
         self.act = build_activation_layer(act_cfg)
-        self.dft_mode = 'fft'
+        self.dft_mode = dft_mode
         self._dft_cache: dict = {}
         self._weight_cache: tuple | None = None
+
+    @property
+    def dft_mode(self) -> str:
+        """One of :data:`DFT_MODES`."""
+        return self._dft_mode
+
+    @dft_mode.setter
+    def dft_mode(self, dft_mode: str) -> None:
+        self._dft_mode = check_dft_mode(dft_mode)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4:
@@ -255,16 +305,6 @@ class AdaptiveFrequencyFilter(BaseModule):
                                        norm='ortho')
         # x first: the sum keeps the memory format of the input.
         return x + out.to(x.dtype)
-
-    def set_dft_mode(self, mode: str) -> None:
-        """Compute the DFTs with ``'fft'`` (torch.fft, the default) or
-        ``'matmul'`` (real matrix products, for runtimes without an FFT op
-        such as ONNX without ``DFT``; exact, but O(N^1.5) per map instead
-        of O(N log N))."""
-        if mode not in self.dft_modes:
-            raise ValueError(
-                f'Unknown DFT mode {mode!r}; choose from {self.dft_modes}')
-        self.dft_mode = mode
 
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, num_groups={self.num_groups}, '
