@@ -27,17 +27,81 @@ F6  torch 2.14 deprecates DDP's ``broadcast_buffers`` (FutureWarning in
     the forward passes (buffers are now also synced once at init, a no-op
     for the identically seeded ranks mmengine builds). A
     ``broadcast_buffers`` in ``model_wrapper_cfg`` keeps its value.
+
+Each fix is applied only to the package versions it was written and tested
+for (:data:`TESTED_VERSIONS`); with any other version it is left out and a
+warning, once per fix, names the fix and the version found.
 """
 import importlib
 import importlib.abc
+import importlib.metadata
 import importlib.util
 import os
 import pickle
 import sys
+import warnings
 from collections.abc import Callable
 from types import ModuleType
 
 import torch
+from packaging.version import InvalidVersion, Version
+
+# --------------------------------------------------------------------------
+# Version gates
+
+#: Fix -> (what it works around, package, the releases it was written and
+#: tested for). A release matches on as many components as given, so
+#: ``'2.14'`` stands for every torch 2.14.x build.
+TESTED_VERSIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    'F1': ('SSDHead without loss_cls', 'mmdet', ('3.3.0', )),
+    'F2': ('weights_only loads of runner checkpoints', 'mmengine',
+           ('0.10.7', )),
+    'F3-F5': ('CPU multi-process runs', 'mmengine', ('0.10.7', )),
+    'F6': ('DDP broadcast_buffers deprecation', 'torch', ('2.14', )),
+}
+_warned: set[str] = set()
+
+
+def installed_version(package: str) -> str | None:
+    """The installed version of a distribution, read from its metadata
+    (without importing it); None when it is not installed."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _matches(version: str, tested: str) -> bool:
+    try:
+        release = Version(version).release
+    except InvalidVersion:
+        return False
+    wanted = Version(tested).release
+    return release[:len(wanted)] == wanted
+
+
+def fix_applies(fix: str) -> bool:
+    """Whether ``fix`` (a key of :data:`TESTED_VERSIONS`) is meant for the
+    installed package version.
+
+    False without a warning when the package is not installed (nothing to
+    fix); False with a warning, once per fix, for an untested version.
+    """
+    problem, package, tested = TESTED_VERSIONS[fix]
+    version = installed_version(package)
+    if version is None:
+        return False
+    if any(_matches(version, t) for t in tested):
+        return True
+    if fix not in _warned:
+        _warned.add(fix)
+        warnings.warn(
+            f'mmaff.compat: fix {fix} ({problem}) was written for {package} '
+            f'{" / ".join(tested)}; found {package} {version}, so it is not '
+            'applied. If the problem persists with this version, please '
+            'report it.',
+            stacklevel=2)
+    return False
 
 # --------------------------------------------------------------------------
 # Post-import hooks: patch a module when (and only if) it gets imported, so
@@ -113,9 +177,16 @@ def _fix_ssd_head(module: ModuleType) -> None:
         ssd_head.loss_cls = None
 
 
-def fix_ssd_head() -> None:
-    """F1: give mmdet's ``SSDHead`` the ``loss_cls`` attribute it lacks."""
+def fix_ssd_head() -> bool:
+    """F1: give mmdet's ``SSDHead`` the ``loss_cls`` attribute it lacks.
+
+    Returns:
+        bool: Whether the fix is (or will be, on import) applied.
+    """
+    if not fix_applies('F1'):
+        return False
     when_imported('mmdet.models.dense_heads.ssd_head', _fix_ssd_head)
+    return True
 
 
 # --------------------------------------------------------------------------
@@ -164,11 +235,18 @@ def checkpoint_safe_globals() -> list:
     ]
 
 
-def allow_mmengine_checkpoints() -> None:
-    """F2: let ``torch.load(weights_only=True)`` read runner checkpoints."""
+def allow_mmengine_checkpoints() -> bool:
+    """F2: let ``torch.load(weights_only=True)`` read runner checkpoints.
+
+    Returns:
+        bool: Whether the allow-list was installed.
+    """
     add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
-    if add_safe_globals is not None:
-        add_safe_globals(checkpoint_safe_globals())
+    # torch < 2.6 has no weights_only default, hence nothing to allow
+    if add_safe_globals is None or not fix_applies('F2'):
+        return False
+    add_safe_globals(checkpoint_safe_globals())
+    return True
 
 
 # --------------------------------------------------------------------------
@@ -205,6 +283,8 @@ def prepare_cpu_distributed(cfg, launcher: str) -> bool:
     """
     if launcher == 'none' or torch.cuda.is_available():
         return False
+    if not fix_applies('F3-F5'):
+        return False
     if launcher != 'pytorch':
         raise ValueError(f'CPU multi-process runs support the pytorch '
                          f'launcher (torchrun) only, got {launcher!r}')
@@ -229,9 +309,10 @@ def prepare_cpu_distributed(cfg, launcher: str) -> bool:
     wrapper = cfg.get('model_wrapper_cfg') or {}
     wrapper.setdefault('type', 'MMDistributedDataParallel')
     wrapper['device_ids'] = None
-    # Keep the meaning of a ``broadcast_buffers`` the config asks for.
-    broadcast_buffers = wrapper.pop('broadcast_buffers', None)
-    wrapper.setdefault('forward_sync_buffers', bool(broadcast_buffers))
+    if fix_applies('F6'):
+        # Keep the meaning of a ``broadcast_buffers`` the config asks for.
+        broadcast_buffers = wrapper.pop('broadcast_buffers', None)
+        wrapper.setdefault('forward_sync_buffers', bool(broadcast_buffers))
     cfg['model_wrapper_cfg'] = wrapper
     if cfg.get('sync_bn'):
         cfg['sync_bn'] = None

@@ -11,8 +11,6 @@ import inspect
 import json
 import os
 import pickle
-import socket
-import subprocess
 import sys
 import uuid
 
@@ -20,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
+from helpers import free_port, import_file, run_python
 from mmengine.config import Config
 from mmengine.logging.history_buffer import HistoryBuffer
 
@@ -91,21 +90,6 @@ def runner_cfg(work_dir, max_iters, **kwargs):
 '''
 
 
-def run_python(*args, cwd, env=None):
-    return subprocess.run([sys.executable, *map(str, args)],
-                          cwd=cwd,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=TIMEOUT)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope='module')
 def toys_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp('toys')
@@ -115,11 +99,7 @@ def toys_dir(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def toys(toys_dir):
-    spec = importlib.util.spec_from_file_location('compat_toys',
-                                                  toys_dir / 'compat_toys.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(toys_dir / 'compat_toys.py')
 
 
 # --------------------------------------------------------------------------
@@ -233,7 +213,7 @@ def ssd_files(tmp_path_factory):
 
 def test_f1_needed_ssd_test_step_crashes_upstream(ssd_files):
     result = run_python('ssd_probe.py', 'ssdlite.py', 'no-mmaff',
-                        cwd=ssd_files)
+                        cwd=ssd_files, timeout=TIMEOUT)
     assert result.returncode != 0
     assert ("AttributeError: 'SSDHead' object has no attribute 'loss_cls'"
             in result.stderr)
@@ -246,7 +226,7 @@ def test_f1_works_when_mmaff_is_imported_first(ssd_files):
     """The usual order: ``import mmaff`` (which must not load mmdet's model
     zoo) and later mmdet builds and tests an SSD detector."""
     result = run_python('ssd_probe.py', 'ssdlite.py', 'with-mmaff',
-                        cwd=ssd_files)
+                        cwd=ssd_files, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out['mmaff'] and not out['ssd_head_before']
@@ -258,10 +238,7 @@ def test_f1_works_in_process(ssd_files):
     from mmdet.models.dense_heads import SSDHead
     assert SSDHead.loss_cls is None
     assert SSD_HEAD not in compat._FINDER.hooks  # the hook was used up
-    spec = importlib.util.spec_from_file_location('ssd_probe',
-                                                  ssd_files / 'ssd_probe.py')
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
+    probe = import_file(ssd_files / 'ssd_probe.py')
     (sample, ) = probe.predict(str(ssd_files / 'ssdlite.py'))
     pred = sample.pred_instances
     assert pred.bboxes.shape == (5, 4)
@@ -335,7 +312,8 @@ def upstream_checkpoints(tmp_path_factory, toys_dir):
     path = tmp_path_factory.mktemp('f2')
     (path / 'f2.py').write_text(F2_SCRIPT)
     work = path / 'work'
-    result = run_python('f2.py', toys_dir, work, compat.__file__, cwd=path)
+    result = run_python('f2.py', toys_dir, work, compat.__file__, cwd=path,
+                        timeout=TIMEOUT)
     lines = dict(
         line.split(' ', 1) for line in result.stdout.splitlines()
         if line.split(' ')[0] in ('NUMPY', 'PLAIN', 'NO_GETATTR', 'RESUMING'))
@@ -558,10 +536,11 @@ def torchrun(tmp_path, toys_dir, mode):
     result = run_python('-m', 'torch.distributed.run', '--nproc_per_node',
                         '2', '--master_addr', '127.0.0.1', '--master_port',
                         free_port(), script, toys_dir, mode, tmp_path,
-                        cwd=tmp_path, env=env)
+                        cwd=tmp_path, env=env, timeout=TIMEOUT)
     return result, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 @CPU_ONLY
 def test_f3_to_f6_needed_two_process_run_fails_upstream(tmp_path, toys_dir):
     result, output = torchrun(tmp_path, toys_dir, 'plain')
@@ -590,6 +569,7 @@ def test_f3_to_f6_needed_two_process_run_fails_upstream(tmp_path, toys_dir):
                                     'Use `forward_sync_buffers` instead.')
 
 
+@pytest.mark.slow
 @CPU_ONLY
 def test_f3_to_f6_work_two_process_run(tmp_path, toys_dir):
     result, output = torchrun(tmp_path, toys_dir, 'fixed')
@@ -729,3 +709,79 @@ def test_prepare_keeps_asked_for_buffer_sync(process_group):
     compat.prepare_cpu_distributed(cfg, 'pytorch')
     assert 'broadcast_buffers' not in cfg.model_wrapper_cfg
     assert cfg.model_wrapper_cfg.forward_sync_buffers is True
+
+
+# --------------------------------------------------------------------------
+# Version gates: each fix only for the versions it was written for
+
+
+def test_every_fix_applies_to_the_pinned_stack():
+    for fix in compat.TESTED_VERSIONS:
+        assert compat.fix_applies(fix), fix
+
+
+@pytest.fixture
+def untested(monkeypatch):
+    """Pretend newer releases of every package are installed."""
+    newer = {'mmdet': '3.4.0', 'mmengine': '0.10.8', 'torch': '2.15.0+cpu'}
+    monkeypatch.setattr(compat, 'installed_version', newer.get)
+    monkeypatch.setattr(compat, '_warned', set())
+
+
+def test_version_matching_by_release_prefix(monkeypatch):
+    versions = {'torch': '2.14.1+cu130', 'mmdet': '3.3.0'}
+    monkeypatch.setattr(compat, 'installed_version', versions.get)
+    assert compat.fix_applies('F6') and compat.fix_applies('F1')
+    assert compat.fix_applies('F2') is False  # mmengine not installed
+    versions.update(torch='2.1.4', mmdet='3.3.0rc1')
+    monkeypatch.setattr(compat, '_warned', set())
+    with pytest.warns(UserWarning):
+        assert compat.fix_applies('F6') is False
+    # a pre-release of the tested version has the same release numbers
+    assert compat.fix_applies('F1') is True
+
+
+def test_untested_version_skips_the_fix_and_warns_once(untested):
+    hooks_before = {k: list(v) for k, v in compat._FINDER.hooks.items()}
+    with pytest.warns(UserWarning) as record:
+        assert compat.fix_ssd_head() is False
+        assert compat.fix_ssd_head() is False
+    messages = [str(w.message) for w in record]
+    assert messages == [
+        'mmaff.compat: fix F1 (SSDHead without loss_cls) was written for '
+        'mmdet 3.3.0; found mmdet 3.4.0, so it is not applied. If the '
+        'problem persists with this version, please report it.'
+    ]
+    assert compat._FINDER.hooks == hooks_before
+
+
+def test_untested_mmengine_leaves_checkpoint_loading_alone(
+        untested, monkeypatch):
+    added = []
+    monkeypatch.setattr(torch.serialization, 'add_safe_globals', added.append)
+    with pytest.warns(UserWarning, match='fix F2 .* found mmengine 0.10.8'):
+        assert compat.allow_mmengine_checkpoints() is False
+    assert added == []
+
+
+def test_untested_mmengine_leaves_the_distributed_config_alone(
+        untested, no_cuda):
+    cfg = nested_cfg()
+    before = cfg.to_dict()
+    with pytest.warns(UserWarning, match='fix F3-F5 .* found mmengine'):
+        assert compat.prepare_cpu_distributed(cfg, 'pytorch') is False
+    assert cfg.to_dict() == before
+    assert not dist.is_initialized()
+
+
+def test_untested_torch_keeps_broadcast_buffers(monkeypatch, process_group):
+    versions = {'mmengine': '0.10.7', 'torch': '2.15.0'}
+    monkeypatch.setattr(compat, 'installed_version', versions.get)
+    monkeypatch.setattr(compat, '_warned', set())
+    cfg = Config(dict(model_wrapper_cfg=dict(broadcast_buffers=True)))
+    with pytest.warns(UserWarning, match='fix F6 .* found torch 2.15.0'):
+        assert compat.prepare_cpu_distributed(cfg, 'pytorch') is True
+    assert cfg.model_wrapper_cfg.to_dict() == dict(
+        broadcast_buffers=True,
+        type='MMDistributedDataParallel',
+        device_ids=None)
