@@ -1,53 +1,47 @@
 """ImageNet classification configs (official recipe), the dropout head, the
 toy ImageNet set, the shared tools end to end, and the model index."""
-import importlib.util
 import os
 import os.path as osp
 import re
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
 import yaml
+from helpers import (
+    EXP_CHANNELS,
+    OFFICIAL_PARAMS,
+    ROOT,
+    build_model,
+    import_file,
+    load_config,
+    make_toy,
+    run_python,
+    run_tool,
+    success_log,
+    train,
+)
 from mmengine import Config
 from mmengine.registry import DefaultScope
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CLS_DIR = osp.join(ROOT, 'configs', 'classification')
 IN1K_CONFIGS = {
     'et': 'affnet-et_8xb128_in1k.py',
     't': 'affnet-t_8xb128_in1k.py',
     'base': 'affnet_8xb128_in1k.py',
 }
-OFFICIAL_PARAMS = {'et': 1_436_264, 't': 2_654_232, 'base': 5_568_696}
-EXP_CHANNELS = {'et': 576, 't': 768, 'base': 960}
 PAPER_TOP1 = {'et': 73.0, 't': 77.0, 'base': 79.8}
 TOY_CONFIG = 'configs/classification/affnet-et_8xb128_in1k_toy.py'
 
 
-def load(name: str) -> Config:
-    return Config.fromfile(osp.join(CLS_DIR, name))
-
-
-def build_classifier(cfg: Config):
-    """Build the model as the Runner does (top-level data_preprocessor)."""
-    from mmpretrain.registry import MODELS
-    model_cfg = cfg.model.copy()
-    model_cfg.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return MODELS.build(model_cfg)
-
-
 @pytest.fixture(scope='module')
 def et_cfg() -> Config:
-    return load(IN1K_CONFIGS['et'])
+    return load_config('classification', IN1K_CONFIGS['et'])
 
 
 @pytest.fixture(scope='module')
 def et_model(et_cfg):
-    return build_classifier(et_cfg)
+    return build_model(et_cfg)
 
 
 # ---------------------------------------------------------------------------
@@ -58,11 +52,11 @@ def et_model(et_cfg):
 def test_config_builds_with_official_parameter_count(arch):
     from mmaff.models import AFFNet
     from mmaff.models.heads import DropoutLinearClsHead
-    cfg = load(IN1K_CONFIGS[arch])
+    cfg = load_config('classification', IN1K_CONFIGS[arch])
     assert cfg.default_scope == 'mmpretrain'
     assert cfg.model.backbone.type == 'mmaff.AFFNet'
     assert cfg.model.backbone.arch == arch
-    model = build_classifier(cfg)
+    model = build_model(cfg)
     assert type(model.backbone) is AFFNet
     assert type(model.head) is DropoutLinearClsHead
     assert model.head.fc.in_features == EXP_CHANNELS[arch]
@@ -110,7 +104,7 @@ def test_config_follows_the_official_recipe(et_cfg):
 
 @pytest.mark.parametrize('name', list(IN1K_CONFIGS.values()))
 def test_child_configs_only_change_the_arch(name, et_cfg):
-    cfg = load(name)
+    cfg = load_config('classification', name)
     for key in ('optim_wrapper', 'param_scheduler', 'custom_hooks',
                 'train_dataloader', 'val_dataloader', 'data_preprocessor',
                 'train_cfg', 'auto_scale_lr'):
@@ -295,7 +289,7 @@ def test_forward_loss_and_predict(et_model):
 
 def test_mmaff_imports_without_mmpretrain():
     """mmpretrain is optional: mmaff imports, the head is simply absent,
-    and the head module says why when imported directly."""
+    and asking the head module for it says why."""
     code = textwrap.dedent("""
         import sys
         sys.modules['mmpretrain'] = None  # as if not installed
@@ -306,24 +300,23 @@ def test_mmaff_imports_without_mmpretrain():
             mmaff.registry.MODELS.module_dict
         print(register_downstream_aliases())
         try:
-            import mmaff.models.heads
+            from mmaff.models.heads import DropoutLinearClsHead
         except ImportError as e:
-            print('heads:', e.name)
+            print('heads:', e)
         """)
-    result = subprocess.run([sys.executable, '-c', code],
-                            capture_output=True, text=True, timeout=300)
+    result = run_python('-c', code, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     assert lines[-2] == "['mmdet', 'mmseg']"
-    assert lines[-1].startswith('heads: mmpretrain')
+    assert lines[-1].startswith(
+        'heads: mmaff.models.heads.DropoutLinearClsHead needs mmpretrain')
 
 
 def test_import_mmaff_stays_light():
     """The heads (mmpretrain, and through it mmdet's models) load lazily."""
     code = ('import sys, mmaff; print(sorted(m for m in ("mmpretrain.models",'
             ' "mmdet.models", "mmaff.models.heads") if m in sys.modules))')
-    result = subprocess.run([sys.executable, '-c', code],
-                            capture_output=True, text=True, timeout=300)
+    result = run_python('-c', code, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == '[]'
 
@@ -332,37 +325,9 @@ def test_import_mmaff_stays_light():
 # Toy set and the tools end to end
 
 
-def run_tool(*args, timeout=900):
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=dict(os.environ))
-
-
-def make_toy(out) -> subprocess.CompletedProcess:
-    return run_tool('tools/dataset_converters/make_toy_imagenet.py',
-                    str(out), '--train-per-class', '8', '--val-per-class',
-                    '2', '--size', '64', '--seed', '3')
-
-
-@pytest.fixture(scope='module')
-def toy_imagenet(tmp_path_factory):
-    out = tmp_path_factory.mktemp('toy_imagenet')
-    result = make_toy(out)
-    assert result.returncode == 0, result.stderr
-    return str(out) + '/'
-
-
 def toy_generator():
-    spec = importlib.util.spec_from_file_location(
-        'make_toy_imagenet',
+    return import_file(
         osp.join(ROOT, 'tools', 'dataset_converters', 'make_toy_imagenet.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_toy_set_layout_is_read_by_mmpretrain_imagenet(tmp_path,
@@ -401,16 +366,15 @@ def test_toy_set_layout_is_read_by_mmpretrain_imagenet(tmp_path,
         assert sample['inputs'].shape == (3, 64, 64)
     # deterministic for a seed, different for another
     again = tmp_path / 'again'
-    assert make_toy(again).returncode == 0
+    make_toy('imagenet', again)
     for rel in ('meta/train.txt', 'train/ring/train_ring_00003.JPEG',
                 'val/checker/val_checker_00001.JPEG'):
         with open(osp.join(toy_imagenet, rel), 'rb') as a, \
                 open(again / rel, 'rb') as b:
             assert a.read() == b.read(), rel
     other = tmp_path / 'other'
-    run_tool('tools/dataset_converters/make_toy_imagenet.py', str(other),
-             '--train-per-class', '1', '--val-per-class', '1', '--size',
-             '64', '--seed', '4', '--num-classes', '2')
+    make_toy('imagenet', other, '--train-per-class', '1', '--val-per-class',
+             '1', '--seed', '4', '--num-classes', '2')
     assert sorted(os.listdir(other / 'train')) == list(classes[:2])
     with open(other / 'train/checker/train_checker_00000.JPEG', 'rb') as a, \
             open(osp.join(toy_imagenet,
@@ -428,38 +392,13 @@ def test_toy_config_evaluates_top1_only():
     assert cfg.data_preprocessor.num_classes == 4
 
 
-def toy_options(data_root: str, **extra) -> list[str]:
-    options = {
-        'train_dataloader.dataset.data_root': data_root,
-        'val_dataloader.dataset.data_root': data_root,
-        'test_dataloader.dataset.data_root': data_root,
-        'train_dataloader.batch_size': 8,
-        'train_dataloader.num_workers': 0,
-        'train_dataloader.persistent_workers': False,
-        'val_dataloader.num_workers': 0,
-        'val_dataloader.persistent_workers': False,
-        'test_dataloader.num_workers': 0,
-        'test_dataloader.persistent_workers': False,
-        'default_hooks.logger.interval': 1,
-        **extra
-    }
-    return ['--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
-
-
 TOP1 = re.compile(r'accuracy/top1: (\d+\.\d+)')
 
 
+@pytest.mark.slow
 def test_train_then_test_end_to_end(tmp_path, toy_imagenet):
     work = tmp_path / 'work'
-    result = run_tool(
-        'tools/train.py', TOY_CONFIG, '--work-dir', str(work),
-        *toy_options(toy_imagenet, **{
-            'train_cfg.max_epochs': 2,
-            'train_cfg.val_interval': 1,
-            'default_hooks.checkpoint.interval': 1
-        }))
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-4000:]
+    log = train(TOY_CONFIG, toy_imagenet, work, max_epochs=2)
     assert 'Epoch(train) [2][4/4]' in log
     val = re.findall(r'Epoch\(val\) \[(\d+)\]\[1/1\]\s+accuracy/top1: '
                      r'(\d+\.\d+)', log)
@@ -467,14 +406,13 @@ def test_train_then_test_end_to_end(tmp_path, toy_imagenet):
     assert all(0 <= float(acc) <= 100 for _, acc in val)
     ckpt_path = work / 'epoch_2.pth'
     assert osp.isfile(ckpt_path)
+    import mmaff  # noqa: F401  (F2: weights_only loads of runner checkpoints)
     ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=True)
     assert ckpt['state_dict']['head.fc.weight'].shape == (4, 576)
     assert not any('dropout' in k for k in ckpt['state_dict'])
-    result = run_tool('tools/test.py', TOY_CONFIG, str(ckpt_path),
-                      '--work-dir', str(tmp_path / 'test'),
-                      *toy_options(toy_imagenet))
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-4000:]
+    log = success_log(
+        run_tool('test.py', TOY_CONFIG, toy_imagenet, ckpt_path,
+                 '--work-dir', tmp_path / 'test'))
     match = re.search(r'Epoch\(test\) \[1/1\]\s+accuracy/top1: '
                       r'(\d+\.\d+)', log)
     assert match, log[-3000:]

@@ -5,10 +5,22 @@ first lookup of an ``mmaff.`` dataset or transform name (e.g.
 ``type='mmaff.CheckSegLabels'``), which works from any scope. Importing it
 (e.g. ``custom_imports=dict(imports=['mmaff.datasets'])``) also registers
 ``CheckSegLabels`` under its plain name in mmseg's transform registry, when
-mmseg is installed.
+mmseg is installed. ``CheckedCocoDataset`` needs mmdet: without it the
+module still imports and asking for the dataset names the missing package.
 """
-from .coco import CheckedCocoDataset
+from mmaff.models import register_alias
+from mmaff.utils.optional import import_error, missing_getattr
+
 from .transforms import CheckSegLabels
+
+_mmdet_error = import_error('mmdet')
+if _mmdet_error is None:
+    from .coco import CheckedCocoDataset
+else:
+    from mmaff.registry import DATASETS
+
+    __getattr__ = missing_getattr(__name__, 'mmdet', ['CheckedCocoDataset'],
+                                  _mmdet_error, DATASETS)
 
 
 def register_downstream_aliases() -> list[str]:
@@ -20,16 +32,12 @@ def register_downstream_aliases() -> list[str]:
         list[str]: Scopes in which ``CheckSegLabels`` now resolves to this
         class.
     """
-    try:
-        from mmseg.registry import TRANSFORMS
-    except ImportError:
+    if import_error('mmseg') is not None:
         return []
-    existing = TRANSFORMS.module_dict.get('CheckSegLabels')
-    if existing is None:
-        TRANSFORMS.register_module(
-            name='CheckSegLabels', module=CheckSegLabels)
-        existing = CheckSegLabels
-    return ['mmseg'] if existing is CheckSegLabels else []
+    from mmseg.registry import TRANSFORMS
+    if register_alias(TRANSFORMS, 'CheckSegLabels', CheckSegLabels):
+        return ['mmseg']
+    return []
 
 
 register_downstream_aliases()

@@ -14,8 +14,8 @@ mmdet's as well and add seconds to every ``import mmaff``.
 """
 import importlib
 
-from .backbones import AFFNet, switch_dft_mode
-from .layers import AdaptiveFrequencyFilter
+from .backbones import AFFNet
+from .layers import DFT_MODES, AdaptiveFrequencyFilter, set_dft_mode
 
 DOWNSTREAM_SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
 
@@ -56,6 +56,6 @@ def register_downstream_aliases() -> list[str]:
 register_downstream_aliases()
 
 __all__ = [
-    'AFFNet', 'AdaptiveFrequencyFilter', 'register_alias',
-    'register_downstream_aliases', 'switch_dft_mode'
+    'AFFNet', 'AdaptiveFrequencyFilter', 'DFT_MODES', 'register_alias',
+    'register_downstream_aliases', 'set_dft_mode'
 ]
