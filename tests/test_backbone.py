@@ -1,5 +1,6 @@
 import pytest
 import torch
+from helpers import num_params
 from mmengine.model.weight_init import PretrainedInit  # noqa: F401
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -17,10 +18,6 @@ BACKBONE_PARAMS = {
     't': 2_654_232 - 769_000,
     'base': 5_568_696 - 961_000,
 }
-
-
-def num_params(module):
-    return sum(p.numel() for p in module.parameters())
 
 
 @pytest.mark.parametrize('arch', ['et', 't', 'base'])

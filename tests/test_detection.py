@@ -6,31 +6,29 @@ import os.path as osp
 import pickle
 import re
 import shutil
-import socket
-import subprocess
-import sys
 
 import pytest
 import torch
+from helpers import (
+    ROOT,
+    build_dataset,
+    build_model,
+    dist_train,
+    load_config,
+    make_toy,
+    pretrained_child,
+    run_tool,
+    success_log,
+    train,
+)
 from mmengine import Config
-from mmengine.registry import DefaultScope
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DET_CONFIGS = sorted(
     osp.basename(p) for p in glob.glob(osp.join(ROOT, 'configs', 'detection',
                                                 '*.py')))
 COCO_CONFIGS = [c for c in DET_CONFIGS if c.endswith('_coco.py')]
 TOY_CLASSES = ('circle', 'square', 'triangle', 'star')
-
-
-def load(name: str) -> Config:
-    return Config.fromfile(osp.join(ROOT, 'configs', 'detection', name))
-
-
-def build_model(cfg: Config):
-    from mmdet.registry import MODELS
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        return MODELS.build(cfg.model)
+TOY_SSD = 'configs/detection/ssdlite_affnet-et_8xb24-600e_coco_toy.py'
 
 
 def test_all_configs_present():
@@ -48,7 +46,7 @@ def test_all_configs_present():
                             'retinanet_affnet-et_fpn_1x_coco_toy.py'])
 def test_config_builds_and_runs_loss_and_predict(name):
     from mmdet.testing import demo_mm_inputs
-    cfg = load(name)
+    cfg = load_config('detection', name)
     backbone = cfg.model.backbone
     assert backbone.type == 'mmaff.AFFNet'
     assert cfg.model.data_preprocessor.std == [255., 255., 255.]
@@ -79,7 +77,7 @@ def test_param_counts_match_paper_layout():
     counts = {}
     for name in ('ssdlite_affnet-t_8xb24-600e_coco.py',
                  'ssdlite_affnet_8xb24-600e_coco.py'):
-        model = build_model(load(name))
+        model = build_model(load_config('detection', name))
         counts[name] = sum(p.numel() for p in model.parameters())
     ssd_t = counts['ssdlite_affnet-t_8xb24-600e_coco.py']
     assert abs(ssd_t / 3.0e6 - 1) < 0.05
@@ -87,77 +85,15 @@ def test_param_counts_match_paper_layout():
 
 
 def test_pretrained_variable_feeds_backbone_init(tmp_path):
-    child = tmp_path / 'child.py'
-    child.write_text(
-        f"_base_ = '{ROOT}/configs/detection/"
-        "retinanet_affnet-t_fpn_1x_coco.py'\n"
-        "model = dict(backbone=dict(init_cfg=dict(_delete_=True, "
-        "type='Pretrained', checkpoint='x.pth', prefix='backbone.')))\n")
-    cfg = Config.fromfile(str(child))
+    name = 'retinanet_affnet-t_fpn_1x_coco.py'
+    cfg = pretrained_child(tmp_path, f'{ROOT}/configs/detection/{name}')
     assert cfg.model.backbone.init_cfg.checkpoint == 'x.pth'
     assert cfg.model.backbone.arch == 't'
-    assert load('retinanet_affnet-t_fpn_1x_coco.py').model.backbone.init_cfg \
-        is None
+    assert load_config('detection', name).model.backbone.init_cfg is None
 
 
 # ---------------------------------------------------------------------------
 # End to end through the tools
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def run_tool(*args, timeout=900, env=None):
-    result = subprocess.run(
-        list(args),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={
-            **os.environ,
-            **(env or {})
-        })
-    return result
-
-
-@pytest.fixture(scope='module')
-def toy_coco(tmp_path_factory):
-    out = tmp_path_factory.mktemp('toy_coco')
-    result = run_tool(sys.executable,
-                      'tools/dataset_converters/make_toy_coco.py', str(out),
-                      '--num-train', '8', '--num-val', '4', '--size', '128')
-    assert result.returncode == 0, result.stderr
-    return str(out) + '/'
-
-
-def toy_options(data_root: str, **extra) -> list[str]:
-    options = {
-        'train_dataloader.dataset.dataset.data_root': data_root,
-        'val_dataloader.dataset.data_root': data_root,
-        'test_dataloader.dataset.data_root': data_root,
-        'val_evaluator.ann_file':
-        data_root + 'annotations/instances_val.json',
-        'test_evaluator.ann_file':
-        data_root + 'annotations/instances_val.json',
-        'train_dataloader.batch_size': 4,
-        'train_dataloader.num_workers': 0,
-        'train_dataloader.persistent_workers': False,
-        'val_dataloader.num_workers': 0,
-        'val_dataloader.persistent_workers': False,
-        'test_dataloader.num_workers': 0,
-        'test_dataloader.persistent_workers': False,
-        'model.test_cfg.score_thr': 0.0,
-        'default_hooks.logger.interval': 1,
-        **extra
-    }
-    return ['--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
-
-
-TOY_SSD = 'configs/detection/ssdlite_affnet-et_8xb24-600e_coco_toy.py'
 
 
 def test_make_toy_coco_is_valid_coco_and_deterministic(tmp_path, toy_coco):
@@ -174,51 +110,32 @@ def test_make_toy_coco_is_valid_coco_and_deterministic(tmp_path, toy_coco):
         x, y, w, h = ann['bbox']
         assert w > 0 and h > 0 and x + w <= 128 and y + h <= 128
     again = tmp_path / 'again'
-    run_tool(sys.executable, 'tools/dataset_converters/make_toy_coco.py',
-             str(again), '--num-train', '8', '--num-val', '4', '--size',
-             '128')
+    make_toy('coco', again)
     for rel in ('annotations/instances_train.json', 'train/000001.jpg'):
         with open(osp.join(toy_coco, rel), 'rb') as a, \
                 open(again / rel, 'rb') as b:
             assert a.read() == b.read(), rel
 
 
+@pytest.mark.slow
 def test_train_resume_test_end_to_end(tmp_path, toy_coco):
     work = tmp_path / 'work'
-    result = run_tool(
-        sys.executable, 'tools/train.py', TOY_SSD, '--work-dir', str(work),
-        *toy_options(toy_coco, **{
-            'train_cfg.max_epochs': 2,
-            'train_cfg.val_interval': 1,
-            'default_hooks.checkpoint.interval': 1
-        }))
-    assert result.returncode == 0, result.stderr[-3000:]
-    log = result.stdout + result.stderr
+    log = train(TOY_SSD, toy_coco, work, max_epochs=2)
     assert 'coco/bbox_mAP_50' in log
     assert osp.isfile(work / 'epoch_2.pth')
     # --resume picks the latest checkpoint and goes on to epoch 3
-    result = run_tool(
-        sys.executable, 'tools/train.py', TOY_SSD, '--work-dir', str(work),
-        '--resume',
-        *toy_options(toy_coco, **{
-            'train_cfg.max_epochs': 3,
-            'train_cfg.val_interval': 1,
-            'default_hooks.checkpoint.interval': 1
-        }))
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, result.stderr[-3000:]
+    log = train(TOY_SSD, toy_coco, work, '--resume', max_epochs=3)
     assert re.search(r'resumed epoch: 2, iter: \d+', log), log[-3000:]
     assert 'Epoch(train) [3]' in log and 'Epoch(train) [1]' not in log
     assert osp.isfile(work / 'epoch_3.pth')
     # tools/test.py: metrics, raw predictions and drawings
     out = tmp_path / 'preds.pkl'
     show = tmp_path / 'show'
-    result = run_tool(sys.executable, 'tools/test.py', TOY_SSD,
-                      str(work / 'epoch_3.pth'), '--work-dir',
-                      str(tmp_path / 'test'), '--out', str(out),
-                      '--show-dir', str(show), *toy_options(toy_coco))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert 'coco/bbox_mAP' in result.stdout + result.stderr
+    log = success_log(
+        run_tool('test.py', TOY_SSD, toy_coco, work / 'epoch_3.pth',
+                 '--work-dir', tmp_path / 'test', '--out', out,
+                 '--show-dir', show))
+    assert 'coco/bbox_mAP' in log
     with open(out, 'rb') as f:
         preds = pickle.load(f)
     assert len(preds) == 4 and 'pred_instances' in preds[0]
@@ -226,25 +143,21 @@ def test_train_resume_test_end_to_end(tmp_path, toy_coco):
     assert len(drawings) == 4
 
 
+@pytest.mark.slow
 def test_dist_train_two_processes_on_cpu(tmp_path, toy_coco):
     work = tmp_path / 'dist'
-    result = run_tool(
-        'bash', 'tools/dist_train.sh', TOY_SSD, '2', '--work-dir', str(work),
-        *toy_options(toy_coco, **{
+    log = success_log(
+        dist_train(TOY_SSD, toy_coco, '--work-dir', work, **{
             'train_cfg.max_epochs': 1,
             'train_cfg.val_interval': 1
-        }),
-        env=dict(PYTHON=sys.executable, PORT=str(free_port())))
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-4000:]
+        }))
     assert 'Distributed launcher: pytorch' in log or 'world_size: 2' in log
     assert 'coco/bbox_mAP' in log
     assert osp.isfile(work / 'epoch_1.pth')
 
 
 def test_amp_on_cpu_is_refused_clearly(toy_coco):
-    result = run_tool(sys.executable, 'tools/train.py', TOY_SSD, '--amp',
-                      *toy_options(toy_coco))
+    result = run_tool('train.py', TOY_SSD, toy_coco, '--amp')
     assert result.returncode != 0
     assert '--amp needs a CUDA device' in result.stderr
 
@@ -267,13 +180,9 @@ def broken_copy(toy_coco: str, tmp_path, edit) -> str:
 
 
 def build_train_dataset(data_root: str):
-    from mmdet.registry import DATASETS
-    cfg = load('ssdlite_affnet-et_8xb24-600e_coco_toy.py')
-    ds_cfg = cfg.train_dataloader.dataset.dataset
-    ds_cfg.data_root = data_root
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        dataset = DATASETS.build(ds_cfg)
-    return dataset
+    cfg = Config.fromfile(osp.join(ROOT, TOY_SSD))
+    return build_dataset('mmdet', cfg.train_dataloader.dataset.dataset,
+                         data_root)
 
 
 def test_bad_input_missing_annotation_file(tmp_path, toy_coco):

@@ -1,16 +1,13 @@
 import math
-import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
+from helpers import run_python
 
 from mmaff.models import AFFNet
 from mmaff.models.layers import AdaptiveFrequencyFilter
 from mmaff.utils.flops import fft_mac_count, flop_analyzer
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PAPER_GMACS = {'et': 0.4, 't': 0.8, 'base': 1.5}
 
 
@@ -63,11 +60,10 @@ def test_classifier_flops_close_to_paper(arch):
 
 
 def test_get_flops_tool_on_a_detection_config():
-    result = subprocess.run(
-        [sys.executable, 'tools/analysis_tools/get_flops.py',
-         'configs/detection/ssdlite_affnet-et_8xb24-600e_coco.py', '--shape',
-         '320'],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = run_python(
+        'tools/analysis_tools/get_flops.py',
+        'configs/detection/ssdlite_affnet-et_8xb24-600e_coco.py', '--shape',
+        '320', timeout=600)
     assert result.returncode == 0, result.stderr
     assert 'params: 1.889 M' in result.stdout
     assert 'backbone.layers.2' in result.stdout

@@ -1,10 +1,8 @@
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
-from mmengine.registry import init_default_scope
+from helpers import ROOT, build_classifier, run_python
 from official_reference import (
     OFFICIAL_KEY_FILES,
     OfficialAffNet,
@@ -17,7 +15,6 @@ from mmaff.utils.official_checkpoint import (
     infer_arch,
 )
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 KEYS_DIR = osp.join(ROOT, 'tests', 'data', 'official_keys')
 CONVERTER = osp.join(ROOT, 'tools', 'model_converters',
                      'affnet_official_to_mmaff.py')
@@ -38,21 +35,6 @@ def official_state_dict(arch: str) -> dict[str, torch.Tensor]:
         else:
             state[key] = torch.randn(shape, generator=gen) * 0.1
     return state
-
-
-def build_classifier(arch: str, num_classes: int = 1000):
-    from mmpretrain.registry import MODELS
-    init_default_scope('mmpretrain')
-    channels = {'et': 576, 't': 768, 'base': 960}[arch]
-    return MODELS.build(
-        dict(
-            type='ImageClassifier',
-            backbone=dict(type='mmaff.AFFNet', arch=arch),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(
-                type='LinearClsHead',
-                num_classes=num_classes,
-                in_channels=channels)))
 
 
 @pytest.mark.parametrize('arch', ARCHS)
@@ -148,10 +130,7 @@ def test_conversion_errors_name_the_problem():
 
 
 def run_converter(*args):
-    return subprocess.run([sys.executable, CONVERTER, *args],
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
+    return run_python(CONVERTER, *args, timeout=300)
 
 
 def test_converter_cli(tmp_path):

@@ -1,20 +1,12 @@
 """AFFNet resolves as ``mmaff.AFFNet`` everywhere and as ``AFFNet`` under
 the mmdet, mmseg and mmpretrain default scopes."""
 import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from helpers import OFFICIAL_PARAMS, classifier_config, run_python
 from mmengine import Config
 from mmengine.registry import DefaultScope
-
-OFFICIAL_CLASSIFIER_PARAMS = {
-    'et': 1_436_264,
-    't': 2_654_232,
-    'base': 5_568_696,
-}
-EXP_CHANNELS = {'et': 576, 't': 768, 'base': 960}
 
 
 def write_config(tmp_path, name, text):
@@ -46,22 +38,13 @@ def test_backbone_from_config_in_each_scope(tmp_path, scope, type_name):
 @pytest.mark.parametrize('arch', ['et', 't', 'base'])
 def test_imagenet_classifier_has_official_parameter_count(tmp_path, arch):
     from mmpretrain.registry import MODELS
-    path = write_config(
-        tmp_path, 'cls.py', f"""
-        default_scope = 'mmpretrain'
-        custom_imports = dict(imports=['mmaff'], allow_failed_imports=False)
-        model = dict(
-            type='ImageClassifier',
-            backbone=dict(type='AFFNet', arch='{arch}'),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=1000,
-                      in_channels={EXP_CHANNELS[arch]}))
-        """)
+    path = write_config(tmp_path, 'cls.py',
+                        classifier_config(arch, backbone='AFFNet'))
     cfg = Config.fromfile(path)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MODELS.build(cfg.model)
     count = sum(p.numel() for p in model.parameters())
-    assert count == OFFICIAL_CLASSIFIER_PARAMS[arch]
+    assert count == OFFICIAL_PARAMS[arch]
 
 
 FRESH_PROCESS = """
@@ -88,10 +71,7 @@ def test_prefixed_name_needs_no_import_plain_name_needs_custom_imports():
     """In a fresh process without ``custom_imports``, ``mmaff.AFFNet`` is
     found through the scope prefix (lazy import of mmaff), while the plain
     name is unknown: the aliases come from importing mmaff."""
-    result = subprocess.run([sys.executable, '-c', FRESH_PROCESS],
-                            capture_output=True,
-                            text=True,
-                            timeout=300)
+    result = run_python('-c', FRESH_PROCESS, timeout=300)
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout.strip().splitlines()[-1])
     for scope in ('mmdet', 'mmseg', 'mmpretrain'):

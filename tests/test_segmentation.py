@@ -5,34 +5,43 @@ import os
 import os.path as osp
 import re
 import shutil
-import socket
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import (
+    ROOT,
+    build_dataset,
+    build_model,
+    dist_train,
+    load_config,
+    make_toy,
+    num_params,
+    pretrained_child,
+    run_tool,
+    schedule,
+    success_log,
+    train,
+)
 from mmengine import Config
 from mmengine.registry import DefaultScope
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SEG_DIR = osp.join(ROOT, 'configs', 'segmentation')
 STAGE5_CHANNELS = {'et': 144, 't': 192, 'base': 320}
+# (arch, num_classes): measured parameters of the config
+MEASURED_PARAMS = {
+    ('et', 21): 2_180_373, ('et', 150): 2_213_526,
+    ('t', 21): 3_497_797, ('t', 150): 3_530_950,
+    ('base', 21): 7_010_405, ('base', 150): 7_043_558,
+}
+ARCH_NAME = {'et': 'affnet-et', 't': 'affnet-t', 'base': 'affnet'}
+DATASET_NAME = {21: '40k_voc12aug', 150: '80k_ade20k'}
 # name: (arch, num_classes, measured parameters)
 SEG_CONFIGS = {
-    'deeplabv3_affnet-et-d8_4xb4-40k_voc12aug-512x512.py':
-    ('et', 21, 2_180_373),
-    'deeplabv3_affnet-et-d8_4xb4-80k_ade20k-512x512.py':
-    ('et', 150, 2_213_526),
-    'deeplabv3_affnet-t-d8_4xb4-40k_voc12aug-512x512.py':
-    ('t', 21, 3_497_797),
-    'deeplabv3_affnet-t-d8_4xb4-80k_ade20k-512x512.py':
-    ('t', 150, 3_530_950),
-    'deeplabv3_affnet-d8_4xb4-40k_voc12aug-512x512.py':
-    ('base', 21, 7_010_405),
-    'deeplabv3_affnet-d8_4xb4-80k_ade20k-512x512.py':
-    ('base', 150, 7_043_558),
+    f'deeplabv3_{ARCH_NAME[arch]}-d8_4xb4-{DATASET_NAME[num_classes]}'
+    '-512x512.py': (arch, num_classes, params)
+    for (arch, num_classes), params in MEASURED_PARAMS.items()
 }
 # The official DeepLabv3 (1x1 fusion of the five ASPP branches) recomputed
 # from the official code, in millions (affnet_spec.md D.2).
@@ -48,20 +57,6 @@ TOY_VOC = ('configs/segmentation/'
 TOY_CLASSES = ('circle', 'square', 'triangle', 'star', 'cross')
 
 
-def load(name: str) -> Config:
-    return Config.fromfile(osp.join(SEG_DIR, name))
-
-
-def build_model(cfg: Config):
-    from mmseg.registry import MODELS
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        return MODELS.build(cfg.model)
-
-
-def num_params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def test_all_configs_present():
     names = {osp.basename(p) for p in glob.glob(osp.join(SEG_DIR, '*.py'))}
     assert set(SEG_CONFIGS) | {osp.basename(TOY_ADE), osp.basename(TOY_VOC)
@@ -73,7 +68,7 @@ def test_all_configs_present():
 @pytest.mark.parametrize('name', list(SEG_CONFIGS))
 def test_config_builds_with_official_head_layout(name):
     arch, num_classes, params = SEG_CONFIGS[name]
-    cfg = load(name)
+    cfg = load_config('segmentation', name)
     model_cfg = cfg.model
     assert model_cfg.pretrained is None
     assert model_cfg.auxiliary_head is None
@@ -126,13 +121,9 @@ def test_metafile_lists_every_config_with_measured_params():
 
 
 def test_pretrained_backbone_from_child_config(tmp_path):
-    child = tmp_path / 'child.py'
-    child.write_text(
-        f"_base_ = '{SEG_DIR}/"
-        "deeplabv3_affnet-t-d8_4xb4-40k_voc12aug-512x512.py'\n"
-        "model = dict(backbone=dict(init_cfg=dict(_delete_=True, "
-        "type='Pretrained', checkpoint='x.pth', prefix='backbone.')))\n")
-    cfg = Config.fromfile(str(child))
+    cfg = pretrained_child(
+        tmp_path,
+        f'{SEG_DIR}/deeplabv3_affnet-t-d8_4xb4-40k_voc12aug-512x512.py')
     assert cfg.model.backbone.init_cfg.checkpoint == 'x.pth'
     assert cfg.model.backbone.arch == 't'
     assert cfg.model.pretrained is None
@@ -148,7 +139,7 @@ def test_pretrained_backbone_from_child_config(tmp_path):
 def test_loss_and_full_resolution_predict_at_odd_size(name):
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
-    cfg = load(name)
+    cfg = load_config('segmentation', name)
     cfg.model.data_preprocessor.size = (104, 136)  # keep the loss pass small
     model = build_model(cfg)
     num_classes = model.decode_head.num_classes
@@ -246,38 +237,6 @@ def test_check_seg_labels_registry_and_arguments():
 # Toy data
 
 
-def run_tool(*args, timeout=600, env=None):
-    return subprocess.run(
-        list(args),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={
-            **os.environ,
-            **(env or {})
-        })
-
-
-def make_toy(out, *extra):
-    result = run_tool(sys.executable,
-                      'tools/dataset_converters/make_toy_ade20k.py',
-                      str(out), '--num-train', '8', '--num-val', '4',
-                      '--size', '128', *extra)
-    assert result.returncode == 0, result.stderr
-    return str(out) + '/'
-
-
-@pytest.fixture(scope='module')
-def toy_ade(tmp_path_factory):
-    return make_toy(tmp_path_factory.mktemp('toy_ade20k'))
-
-
-@pytest.fixture(scope='module')
-def toy_voc(tmp_path_factory):
-    return make_toy(tmp_path_factory.mktemp('toy_voc'), '--layout', 'voc')
-
-
 def read_label(path) -> np.ndarray:
     label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     assert label is not None and label.dtype == np.uint8, path
@@ -316,8 +275,8 @@ def test_toy_ade20k_layout_reads_with_mmseg_ade20k_dataset(toy_ade,
     ])
     assert set(np.unique(values)) == set(range(6))  # "other" + 5 shapes
     # deterministic for a seed, different for another seed
-    again = make_toy(tmp_path / 'again')
-    other = make_toy(tmp_path / 'other', '--seed', '1')
+    again = make_toy('ade20k', tmp_path / 'again')
+    other = make_toy('ade20k', tmp_path / 'other', '--seed', '1')
     image = 'images/training/ADE_train_00000003.jpg'
     label = 'annotations/validation/ADE_val_00000010.png'
     for rel in (image, label):
@@ -364,7 +323,7 @@ def test_toy_datasets_pass_label_check(config, fixture, request):
     assert len(cfg.train_dataloader.dataset.metainfo.classes) == num_classes
     np.random.seed(0)  # the random crops of the training pipeline
     for name in ('train_dataloader', 'val_dataloader'):
-        dataset = build_dataset(cfg[name].dataset, data_root)
+        dataset = build_dataset('mmseg', cfg[name].dataset, data_root)
         assert any(t['type'] == 'mmaff.CheckSegLabels'
                    for t in cfg[name].dataset.pipeline)
         seen = set()
@@ -376,77 +335,30 @@ def test_toy_datasets_pass_label_check(config, fixture, request):
         assert len(seen - {255}) >= 3, (name, seen)
 
 
-def build_dataset(ds_cfg, data_root: str):
-    from mmseg.registry import DATASETS
-    ds_cfg = ds_cfg.copy()
-    ds_cfg.data_root = data_root
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        return DATASETS.build(ds_cfg)
-
-
 # ---------------------------------------------------------------------------
 # End to end through the tools
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def toy_options(data_root: str, **extra) -> list[str]:
-    options = {
-        'train_dataloader.dataset.data_root': data_root,
-        'val_dataloader.dataset.data_root': data_root,
-        'test_dataloader.dataset.data_root': data_root,
-        'train_dataloader.batch_size': 2,
-        'train_dataloader.num_workers': 0,
-        'train_dataloader.persistent_workers': False,
-        'val_dataloader.num_workers': 0,
-        'val_dataloader.persistent_workers': False,
-        'test_dataloader.num_workers': 0,
-        'test_dataloader.persistent_workers': False,
-        'default_hooks.logger.interval': 1,
-        **extra
-    }
-    return ['--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
-
-
+@pytest.mark.slow
 def test_train_resume_test_end_to_end(tmp_path, toy_ade):
     work = tmp_path / 'work'
-    schedule = {
-        'train_cfg.val_interval': 2,
-        'default_hooks.checkpoint.interval': 2
-    }
-    result = run_tool(
-        sys.executable, 'tools/train.py', TOY_ADE, '--work-dir', str(work),
-        *toy_options(toy_ade, **{'train_cfg.max_iters': 4, **schedule}))
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-4000:]
+    log = train(TOY_ADE, toy_ade, work, interval=2, max_iters=4)
     assert 'Iter(train) [4/4]' in log
     assert len(re.findall(r'Iter\(val\) \[4/4\] .*mIoU: [\d.]+', log)) == 2
     for name in TOY_CLASSES:  # the per-class IoU table
         assert re.search(rf'\|\s+{name}\s+\|', log), name
     assert osp.isfile(work / 'iter_4.pth')
     # --resume picks the latest checkpoint and goes on from iteration 4
-    result = run_tool(
-        sys.executable, 'tools/train.py', TOY_ADE, '--work-dir', str(work),
-        '--resume',
-        *toy_options(toy_ade, **{'train_cfg.max_iters': 6, **schedule}))
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-4000:]
+    log = train(TOY_ADE, toy_ade, work, '--resume', interval=2, max_iters=6)
     assert 'resumed epoch: 0, iter: 4' in log, log[-4000:]
     assert 'Iter(train) [5/6]' in log and 'Iter(train) [6/6]' in log
     assert 'Iter(train) [1/6]' not in log
     assert osp.isfile(work / 'iter_6.pth')
     # tools/test.py: IoU metric and one overlay drawing per val image
     show = tmp_path / 'show'
-    result = run_tool(sys.executable, 'tools/test.py', TOY_ADE,
-                      str(work / 'iter_6.pth'), '--work-dir',
-                      str(tmp_path / 'test'), '--show-dir', str(show),
-                      *toy_options(toy_ade))
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-4000:]
+    log = success_log(
+        run_tool('test.py', TOY_ADE, toy_ade, work / 'iter_6.pth',
+                 '--work-dir', tmp_path / 'test', '--show-dir', show))
     assert re.search(r'Iter\(test\) \[4/4\] .*mIoU: [\d.]+', log)
     drawings = sorted(glob.glob(str(show / '**' / '*.png'), recursive=True))
     assert len(drawings) == 4, drawings
@@ -458,35 +370,22 @@ def test_train_resume_test_end_to_end(tmp_path, toy_ade):
         assert image.shape[1] >= 2 * 128 and image.std() > 0
 
 
+@pytest.mark.slow
 def test_dist_train_two_processes_on_cpu(tmp_path, toy_ade):
     work = tmp_path / 'dist'
-    result = run_tool(
-        'bash', 'tools/dist_train.sh', TOY_ADE, '2', '--work-dir', str(work),
-        *toy_options(toy_ade, **{
-            'train_cfg.max_iters': 2,
-            'train_cfg.val_interval': 2,
-            'default_hooks.checkpoint.interval': 2
-        }),
-        env=dict(PYTHON=sys.executable, PORT=str(free_port())))
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-4000:]
+    log = success_log(
+        dist_train(TOY_ADE, toy_ade, '--work-dir', work,
+                   **schedule(2, max_iters=2)))
     assert 'Distributed launcher: pytorch' in log
     assert 'GPU number: 2' in log  # mmengine's name for the world size
     assert 'mIoU' in log
     assert osp.isfile(work / 'iter_2.pth')
 
 
+@pytest.mark.slow
 def test_toy_voc_trains(tmp_path, toy_voc):
     work = tmp_path / 'voc'
-    result = run_tool(
-        sys.executable, 'tools/train.py', TOY_VOC, '--work-dir', str(work),
-        *toy_options(toy_voc, **{
-            'train_cfg.max_iters': 1,
-            'train_cfg.val_interval': 1,
-            'default_hooks.checkpoint.interval': 1
-        }))
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-4000:]
+    log = train(TOY_VOC, toy_voc, work, max_iters=1)
     assert 'Iter(train) [1/1]' in log
     assert re.search(r'Iter\(val\) \[4/4\] .*mIoU: [\d.]+', log)
     assert re.search(r'\|\s+background\s+\|', log)
@@ -499,37 +398,41 @@ def test_toy_voc_trains(tmp_path, toy_voc):
 # CheckSegLabels names the file.
 
 
-def broken_copy(toy_ade: str, tmp_path, split: str, edit) -> tuple[str,
-                                                                   str]:
+def broken_sample(toy_ade: str, tmp_path, split: str,
+                  edit) -> tuple[object, int, str]:
+    """A copy of the toy set with the first label file of ``split`` passed
+    to ``edit``: the toy config's data set of that split, the index of the
+    sample with the edited file, and the file."""
     root = tmp_path / 'broken'
     shutil.copytree(toy_ade, root)
     label = sorted(glob.glob(str(root / 'annotations' / split / '*.png')))[0]
     edit(label)
-    return str(root) + '/', label
-
-
-def toy_dataset(data_root: str, split: str):
     cfg = Config.fromfile(osp.join(ROOT, TOY_ADE))
     loader = 'train_dataloader' if split == 'training' else 'val_dataloader'
-    return build_dataset(cfg[loader].dataset, data_root)
-
-
-def item_for(dataset, label_path: str) -> int:
+    dataset = build_dataset('mmseg', cfg[loader].dataset, str(root) + '/')
     paths = [dataset.get_data_info(i)['seg_map_path']
              for i in range(len(dataset))]
-    return paths.index(label_path)
+    return dataset, paths.index(label), label
+
+
+def edit_label(change):
+    """An edit for broken_sample: the label file rewritten as
+    change(label)."""
+
+    def edit(path):
+        cv2.imwrite(path, change(read_label(path)))
+
+    return edit
 
 
 def resize_label(scale_w: float, scale_h: float):
 
-    def edit(path):
-        label = read_label(path)
+    def change(label):
         h, w = label.shape
-        cv2.imwrite(path, cv2.resize(label, (int(w * scale_w),
-                                             int(h * scale_h)),
-                                     interpolation=cv2.INTER_NEAREST))
+        return cv2.resize(label, (int(w * scale_w), int(h * scale_h)),
+                          interpolation=cv2.INTER_NEAREST)
 
-    return edit
+    return edit_label(change)
 
 
 @pytest.mark.parametrize('split', ['training', 'validation'])
@@ -537,41 +440,40 @@ def resize_label(scale_w: float, scale_h: float):
 def test_bad_input_label_size_differs_from_image(tmp_path, toy_ade, split,
                                                  scale):
     # same aspect ratio (half size) or not: both are reported
-    root, label = broken_copy(toy_ade, tmp_path, split, resize_label(*scale))
-    dataset = toy_dataset(root, split)
+    dataset, index, label = broken_sample(toy_ade, tmp_path, split,
+                                          resize_label(*scale))
     with pytest.raises(ValueError,
                        match=r'is \d+x\d+ \(HxW\) but its image .*\.jpg '
                        r'is 128x\d+') as info:
-        dataset[item_for(dataset, label)]
+        dataset[index]
     assert label in str(info.value)
 
 
 def test_bad_input_missing_label_file(tmp_path, toy_ade):
-    root, label = broken_copy(toy_ade, tmp_path, 'training', os.remove)
-    dataset = toy_dataset(root, 'training')
+    dataset, index, label = broken_sample(toy_ade, tmp_path, 'training',
+                                          os.remove)
     with pytest.raises(FileNotFoundError, match=re.escape(label)):
-        dataset[item_for(dataset, label)]
+        dataset[index]
 
 
 def add_class_id(value: int):
 
-    def edit(path):
-        label = read_label(path)
+    def change(label):
         label[:4, :4] = value
-        cv2.imwrite(path, label)
+        return label
 
-    return edit
+    return edit_label(change)
 
 
 @pytest.mark.parametrize('split', ['training', 'validation'])
 def test_bad_input_class_ids_above_num_classes(tmp_path, toy_ade, split):
     # 7 in the file is class 6 after reduce_zero_label; the model has 5
-    root, label = broken_copy(toy_ade, tmp_path, split, add_class_id(7))
-    dataset = toy_dataset(root, split)
+    dataset, index, label = broken_sample(toy_ade, tmp_path, split,
+                                          add_class_id(7))
     with pytest.raises(ValueError,
                        match=r'class ids \[6\] on 16 pixels, outside 0\.\.4 '
                        r'.*the file holds \[7\]') as info:
-        dataset[item_for(dataset, label)]
+        dataset[index]
     assert label in str(info.value)
 
 
@@ -590,12 +492,7 @@ def test_bad_input_class_ids_can_be_ignored_instead():
 
 
 def test_bad_input_colour_label_png(tmp_path, toy_ade):
-
-    def to_rgb(path):
-        label = read_label(path)
-        cv2.imwrite(path, np.stack([label] * 3, axis=-1))
-
-    root, label = broken_copy(toy_ade, tmp_path, 'training', to_rgb)
-    dataset = toy_dataset(root, 'training')
+    to_rgb = edit_label(lambda label: np.stack([label] * 3, axis=-1))
+    dataset, index, _ = broken_sample(toy_ade, tmp_path, 'training', to_rgb)
     with pytest.raises(ValueError, match=r'has shape \(128, \d+, 3\)'):
-        dataset[item_for(dataset, label)]
+        dataset[index]
