@@ -8,19 +8,18 @@ import sys
 
 import pytest
 import torch
+from helpers import ROOT, build_classifier, import_file
 from official_reference import AFNO2DChannelFirst, OfficialAffNet
-from test_official_checkpoint import build_classifier
 
-from mmaff.models.layers import AdaptiveFrequencyFilter
+from mmaff.models.layers import AdaptiveFrequencyFilter, set_dft_mode
+from mmaff.utils import fuse_for_inference, tune_malloc
 from mmaff.utils.official_checkpoint import convert_official_state_dict
-from mmaff.utils.speed import (
-    fuse_for_inference,
-    machine_description,
-    time_interleaved,
-    tune_malloc,
-)
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# the benchmark helpers live beside their scripts, outside the package
+benchmark_utils = import_file(
+    osp.join(ROOT, 'tools', 'benchmarks', 'benchmark_utils.py'))
+machine_description = benchmark_utils.machine_description
+time_interleaved = benchmark_utils.time_interleaved
 CL = torch.channels_last
 
 
@@ -49,7 +48,7 @@ def test_filter_matches_official_in_every_mode(hw):
         torch.testing.assert_close(
             ours(x.contiguous(memory_format=CL)), expected, rtol=1e-5,
             atol=1e-5)
-    ours.set_dft_mode('matmul')
+    set_dft_mode(ours, 'matmul')
     torch.testing.assert_close(ours(x), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -168,6 +167,7 @@ def test_tune_malloc_and_machine_description():
     assert int(info['torch threads']) == torch.get_num_threads()
 
 
+@pytest.mark.slow
 def test_speed_benchmark_writes_tables_plots_and_samples(tmp_path):
     speed = load_speed_script()
     threads = torch.get_num_threads()

@@ -1,23 +1,5 @@
 #!/usr/bin/env bash
 # Multi-process testing: tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS [test.py args]
-# On CPU the processes talk over gloo (mmaff.compat.prepare_cpu_distributed).
 set -euo pipefail
-CONFIG=$1
-CHECKPOINT=$2
-NPROCS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-PYTHON=${PYTHON:-python}
-
-PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$NPROCS" \
-    --master_port="$PORT" \
-    "$(dirname "$0")/test.py" \
-    "$CONFIG" "$CHECKPOINT" \
-    --launcher pytorch "${@:4}"
+source "$(dirname "$0")/dist_common.sh"
+dist_run test.py "$3" "$1" "$2" --launcher pytorch "${@:4}"

@@ -1,22 +1,5 @@
 #!/usr/bin/env bash
 # Multi-process training: tools/dist_train.sh CONFIG NUM_PROCS [train.py args]
-# On CPU the processes talk over gloo (mmaff.compat.prepare_cpu_distributed).
 set -euo pipefail
-CONFIG=$1
-NPROCS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-PYTHON=${PYTHON:-python}
-
-PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$NPROCS" \
-    --master_port="$PORT" \
-    "$(dirname "$0")/train.py" \
-    "$CONFIG" \
-    --launcher pytorch "${@:3}"
+source "$(dirname "$0")/dist_common.sh"
+dist_run train.py "$2" "$1" --launcher pytorch "${@:3}"

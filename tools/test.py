@@ -6,21 +6,16 @@
 import argparse
 import os.path as osp
 
+from cli_common import config_from_args, exit_on_error, tool_parser
+
 import mmaff  # noqa: F401  (registers AFFNet, applies the compat fixes)
 from mmaff.compat import finish_distributed
-from mmaff.utils.runner_setup import (
-    add_common_args,
-    build_runner,
-    enable_visualization,
-    load_config,
-)
+from mmaff.utils.runner_setup import build_runner, enable_visualization
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Test a checkpoint')
-    parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    add_common_args(parser)
+    parser = tool_parser('Test a checkpoint', ('config', 'config file path'),
+                         ('checkpoint', 'checkpoint file'))
     parser.add_argument(
         '--out', help='dump the raw predictions to this pickle file')
     parser.add_argument(
@@ -33,10 +28,11 @@ def main(argv=None) -> None:
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'error: checkpoint {args.checkpoint} does not '
                          'exist')
-    cfg = load_config(args)
+    with exit_on_error():
+        cfg = config_from_args(args)
+        if args.show_dir:
+            enable_visualization(cfg, args.show_dir)
     cfg.load_from = args.checkpoint
-    if args.show_dir:
-        enable_visualization(cfg, args.show_dir)
     if args.out:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise SystemExit('error: --out must be a .pkl file')

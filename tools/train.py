@@ -7,20 +7,15 @@ Multi-process: tools/dist_train.sh CONFIG NUM_PROCS (gloo on CPU).
 """
 import argparse
 
+from cli_common import config_from_args, exit_on_error, tool_parser
+
 import mmaff  # noqa: F401  (registers AFFNet, applies the compat fixes)
 from mmaff.compat import finish_distributed
-from mmaff.utils.runner_setup import (
-    add_common_args,
-    build_runner,
-    enable_amp,
-    load_config,
-)
+from mmaff.utils.runner_setup import build_runner, enable_amp
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a model')
-    parser.add_argument('config', help='config file path')
-    add_common_args(parser)
+    parser = tool_parser('Train a model', ('config', 'config file path'))
     parser.add_argument(
         '--resume',
         nargs='?',
@@ -39,9 +34,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    cfg = load_config(args)
-    if args.amp:
-        enable_amp(cfg)
+    with exit_on_error():
+        cfg = config_from_args(args)
+        if args.amp:
+            enable_amp(cfg)
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in \
                 cfg.auto_scale_lr:

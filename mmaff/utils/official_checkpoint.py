@@ -46,8 +46,9 @@ def _map_key(key: str) -> str:
 
 
 def unwrap_state_dict(checkpoint: Mapping) -> dict[str, torch.Tensor]:
-    """Take the state dict out of ``{'state_dict': ...}``/``{'model': ...}``
-    wrappers and strip DataParallel's ``module.`` prefix."""
+    """Take the state dict out of a ``{'state_dict': ...}``,
+    ``{'model': ...}`` or ``{'model_ema': ...}`` wrapper (the first found,
+    in that order) and strip DataParallel's ``module.`` prefix."""
     if not isinstance(checkpoint, Mapping):
         raise CheckpointConversionError(
             f'Expected a state dict, got {type(checkpoint).__name__}')

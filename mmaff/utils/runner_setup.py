@@ -3,77 +3,97 @@
 One set of tools serves mmdet, mmseg and mmpretrain configs alike: the
 config's ``default_scope`` picks the registries, and the few task-specific
 switches (visualisation) are chosen by the hook type the config uses.
+
+The functions raise exceptions; the tools turn them into an ``error: ...``
+line and a non-zero exit code.
 """
-import argparse
-import os
 import os.path as osp
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from mmaff.compat import prepare_cpu_distributed
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """Options every tool has (add the positional arguments first)."""
-    parser.add_argument('--work-dir', help='directory for logs and outputs')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config entries, e.g. train_cfg.max_iters=20')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher (pytorch = torchrun, see tools/dist_train.sh)')
-    # torch.distributed.launch passes --local-rank; torchrun sets the env.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+def load_config(path: str,
+                cfg_options: dict | None = None,
+                work_dir: str | None = None,
+                launcher: str = 'none') -> Config:
+    """Read a config and apply the overrides of a training or test run.
 
+    Args:
+        path (str): Config file.
+        cfg_options (dict, optional): Entries to merge into the config, as
+            ``--cfg-options`` gives them (``{'train_cfg.max_iters': 20}``).
+        work_dir (str, optional): Work dir; defaults to the config's, else
+            ``./work_dirs/<config name>``.
+        launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``;
+            multi-process runs on CPU get the fixes of
+            :func:`mmaff.compat.prepare_cpu_distributed`. Defaults to
+            ``'none'``.
 
-def load_config(args: argparse.Namespace) -> Config:
-    """Read the config, apply ``--cfg-options``, the work dir and the
-    launcher (with the CPU multi-process fixes of :mod:`mmaff.compat`)."""
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    if not osp.isfile(args.config):
-        raise SystemExit(f'error: config file {args.config} does not exist')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
+    Returns:
+        Config: The config, ready for :func:`build_runner`.
+
+    Raises:
+        FileNotFoundError: If ``path`` is no file.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file {path} does not exist')
+    cfg = Config.fromfile(path)
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-    prepare_cpu_distributed(cfg, args.launcher)
+                                osp.splitext(osp.basename(path))[0])
+    prepare_cpu_distributed(cfg, launcher)
     return cfg
 
 
 def enable_amp(cfg: Config) -> None:
-    """Switch the optimizer wrapper to mixed precision (CUDA only: mmengine's
-    ``AmpOptimWrapper`` refuses other devices)."""
+    """Switch the optimizer wrapper to mixed precision (``train.py --amp``).
+
+    Args:
+        cfg (Config): Runner config, changed in place.
+
+    Raises:
+        RuntimeError: Without a CUDA device: mmengine's ``AmpOptimWrapper``
+            refuses other devices.
+        ValueError: If the config uses another wrapper than
+            ``OptimWrapper``.
+    """
     if not torch.cuda.is_available():
-        raise SystemExit('error: --amp needs a CUDA device; mmengine 0.10.7 '
-                         'AmpOptimWrapper does not run on CPU')
+        raise RuntimeError('--amp needs a CUDA device; mmengine 0.10.7 '
+                           'AmpOptimWrapper does not run on CPU')
     optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
     if optim_wrapper == 'AmpOptimWrapper':
         return
     if optim_wrapper != 'OptimWrapper':
-        raise SystemExit(
-            f'error: --amp works with OptimWrapper, the config uses '
-            f'{optim_wrapper}')
+        raise ValueError(f'--amp works with OptimWrapper, the config uses '
+                         f'{optim_wrapper}')
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
     cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
 
 def enable_visualization(cfg: Config, show_dir: str) -> None:
-    """Make the test loop draw predictions into ``show_dir``."""
+    """Make the test loop draw predictions into ``show_dir``
+    (``test.py --show-dir``).
+
+    Args:
+        cfg (Config): Runner config, changed in place.
+        show_dir (str): Directory for the drawings.
+
+    Raises:
+        ValueError: If the config has no visualization hook in
+            ``default_hooks``, or one of an unknown type.
+    """
     hook = cfg.get('default_hooks', {}).get('visualization')
     if hook is None:
-        raise SystemExit('error: --show-dir needs a visualization hook in '
+        raise ValueError('--show-dir needs a visualization hook in '
                          'default_hooks (the mm base configs have one)')
     hook_type = hook.get('type', '')
     if hook_type.endswith('DetVisualizationHook'):
@@ -91,30 +111,24 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
         hook.enable = True
         hook.out_dir = show_dir
     else:
-        raise SystemExit(f'error: --show-dir does not know how to drive a '
+        raise ValueError(f'--show-dir does not know how to drive a '
                          f'{hook_type}')
 
 
 def build_runner(cfg: Config):
+    """The config's ``runner_type`` if it names one, else mmengine's Runner.
+
+    Args:
+        cfg (Config): Runner config.
+
+    Returns:
+        Runner: The runner, not started.
+    """
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
-
-
-def config_from_path(path: str, root: str | None = None) -> Config:
-    """A Config from a file path or ``package::path`` inside an installed mm
-    package's ``.mim/configs`` (mmengine resolves that prefix only inside
-    ``_base_``), e.g. ``'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e
-    _coco.py'``. Relative file paths are taken from ``root`` when given."""
-    if '::' in path:
-        package, rel = path.split('::', 1)
-        module = __import__(package)
-        path = osp.join(osp.dirname(module.__file__), '.mim', 'configs', rel)
-    elif root is not None and not osp.isabs(path):
-        path = osp.join(root, path)
-    return Config.fromfile(path)
 
 
 def build_model_from_config(cfg: Config,

@@ -1,17 +1,11 @@
-"""Timing helpers for side-by-side speed comparisons in one process.
+"""Faster CPU inference for any mm model: BatchNorm folded into the
+convolutions (:func:`fuse_for_inference`) and glibc's allocator kept from
+returning activation buffers to the OS (:func:`tune_malloc`).
 
-Shared machines drift: a neighbour's job can halve throughput for seconds.
-Timing model A for a minute and then model B would charge such drift to one
-of them. These helpers interleave the candidates instead (a shuffled
-round-robin, one call of each per round) and report medians, so slow
-phases hit every candidate alike and ratios stay meaningful.
+``tools/benchmarks/speed.py`` measures what both gain (docs/benchmarks.md).
 """
 import ctypes
 import ctypes.util
-import platform
-import random
-import time
-from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -27,7 +21,11 @@ def tune_malloc(mmap_threshold: int = 32 << 20) -> bool:
     them to the OS, so that every forward does not page-fault fresh memory
     in again (what jemalloc/tcmalloc do for PyTorch CPU inference).
 
-    Affects the whole process, i.e. every model timed in it alike.
+    Affects the whole process, i.e. every model run in it alike.
+
+    Args:
+        mmap_threshold (int): Blocks up to this size come from the heap.
+            Defaults to 32 MiB, the most glibc allows.
 
     Returns:
         bool: Whether glibc accepted the settings (False on other C
@@ -49,60 +47,22 @@ def tune_malloc(mmap_threshold: int = 32 << 20) -> bool:
     return bool(ok)
 
 
-def synchronize(device: str | torch.device) -> None:
-    if torch.device(device).type == 'cuda':
-        torch.cuda.synchronize()
-
-
-def time_interleaved(fns: dict[str, Callable[[], object]],
-                     rounds: int,
-                     warmup: int = 3,
-                     device: str | torch.device = 'cpu',
-                     seed: int = 0) -> dict[str, list[float]]:
-    """Seconds per call of each function, measured round-robin.
-
-    Each round calls every function once, in a fresh random order; the
-    first ``warmup`` calls of each are not timed.
-
-    Args:
-        fns (dict): Name to a function without arguments.
-        rounds (int): Timed calls per function.
-        warmup (int): Untimed calls per function first. Defaults to 3.
-        device (str | torch.device): Synchronised around each call when it
-            is a CUDA device. Defaults to ``'cpu'``.
-        seed (int): Seed of the call order. Defaults to 0.
-
-    Returns:
-        dict[str, list[float]]: The timed samples per name.
-    """
-    if rounds < 1:
-        raise ValueError(f'rounds must be at least 1, got {rounds}')
-    order = random.Random(seed)
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    synchronize(device)
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        names = list(fns)
-        order.shuffle(names)
-        for name in names:
-            start = time.perf_counter()
-            fns[name]()
-            synchronize(device)
-            samples[name].append(time.perf_counter() - start)
-    return samples
-
-
 def fuse_for_inference(model: nn.Module,
                        channels_last: bool = True) -> nn.Module:
     """Inference form of any mm model: eval mode, every BatchNorm that
     follows a convolution folded into it (mmcv's ``fuse_conv_bn``), and
     channels-last weights.
 
-    Outputs equal the unfused model's up to float rounding. Works in place
-    and returns ``model``; load weights before, since folding removes the
-    BN entries from the state dict.
+    Outputs equal the unfused model's up to float rounding. Load weights
+    before, since folding removes the BN entries from the state dict.
+
+    Args:
+        model (nn.Module): The model, changed in place.
+        channels_last (bool): Also convert the weights to channels-last
+            (feed channels-last inputs then). Defaults to True.
+
+    Returns:
+        nn.Module: ``model``.
     """
     from mmcv.cnn import fuse_conv_bn
     model.eval()
@@ -110,29 +70,3 @@ def fuse_for_inference(model: nn.Module,
     if channels_last:
         model.to(memory_format=torch.channels_last)
     return model
-
-
-def machine_description() -> dict[str, str]:
-    """What a reader needs to place the figures: CPU, threads, versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info = {
-        'cpu': cpu,
-        'logical cores': str(torch.multiprocessing.cpu_count()),
-        'torch threads': str(torch.get_num_threads()),
-        'python': platform.python_version(),
-        'torch': torch.__version__,
-        'oneDNN': str(torch.backends.mkldnn.is_available()),
-        'MKL (FFT)': str(torch.backends.mkl.is_available()),
-    }
-    if torch.cuda.is_available():
-        info['gpu'] = torch.cuda.get_device_name()
-        info['cuda'] = str(torch.version.cuda)
-    return info

@@ -1,12 +1,14 @@
 """AFFNet on a real photo: parameters, per-stage feature shapes and timing.
 
 Builds the three AFFNet variants as mmpretrain ImageNet classifiers (the
-backbone through ``custom_imports`` + ``type='mmaff.AFFNet'``, the official
-input convention: RGB in [0, 1]), runs them on sample photos that ship with
-scikit-image and prints what each stage produces and how long an image takes
-on this machine. Weights are random unless ``--checkpoint`` gives a converted
-official checkpoint (tools/model_converters/affnet_official_to_mmaff.py);
-then the top-5 ImageNet class indices are printed as well.
+backbone as ``type='mmaff.AFFNet'``: the ``mmaff.`` scope prefix makes
+mmpretrain's model registry look it up in mmaff's, which ``import mmaff``
+fills; the official input convention: RGB in [0, 1]), runs them on sample
+photos that ship with scikit-image and prints what each stage produces and
+how long an image takes on this machine. Weights are random unless
+``--checkpoint`` gives a converted official checkpoint
+(tools/model_converters/affnet_official_to_mmaff.py); then the top-5
+ImageNet class indices are printed as well.
 """
 import argparse
 import statistics
@@ -122,9 +124,8 @@ def main() -> None:
                     print(f'  {name}: top-5 class ids '
                           f'{top5.indices.tolist()} probs '
                           f'{[round(p, 3) for p in top5.values.tolist()]}')
-        names = ['layer_1', 'layer_2', 'layer_3', 'layer_4', 'layer_5',
-                 'conv_1x1_exp']
-        for stage, feat in zip(names, feats):
+        for index, feat in enumerate(feats):
+            stage = f'out_indices {index}'
             stride = args.size // feat.shape[-1]
             print(f'  {stage:<13} {tuple(feat.shape)}  stride {stride}')
         print('  time per image (median of '

@@ -9,8 +9,8 @@ input: the paper's "dynamic global kernel". For every filter in the model
 this tool saves, for the given image,
 
 - ``<filter>_kernels.png``: the kernels of the first ``--channels`` channels
-  and the average kernel of each of the 8 channel groups (centred: the
-  middle pixel is offset 0);
+  and the average kernel of each of the filter's ``num_groups`` channel
+  groups (centred: the middle pixel is offset 0);
 - ``<filter>_mask.png``: the mask magnitude ``|mask|`` per group (zero
   frequency in the middle of each panel; soft-shrink zeros show as black).
 """

@@ -10,56 +10,38 @@ training wall-clock time, with the same data, pipeline, batch size,
 optimizer and schedule (sized by a short speed calibration of each model).
 Top-1 accuracy on the whole validation split is measured every
 ``--eval-every-min`` minutes of training (not charged to the budget). Prints
-the curves side by side and the first minute at which each model reached ``--target``.
+the curves side by side and the first minute at which each model reached
+``--target``.
 """
 import argparse
 import os.path as osp
 
-from mmengine.config import Config
-
-from mmaff.utils.runner_setup import config_from_path
-from mmaff.utils.wallclock import (
-    add_budget_args,
-    ensure_toy_data,
+from benchmark_utils import (
+    ROOT,
+    ToySet,
+    budget_parser,
     run_comparison,
     same_training_setup,
 )
+from mmengine.config import Config
+from mmengine.hub import get_config
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CONFIG = 'configs/classification/affnet-et_8xb128_in1k_toy.py'
 MODELS = ('affnet-et', 'mobilevit-xxs')
+TOY_SET = ToySet('make_toy_imagenet.py', 'val',
+                 dict(train_per_class=64, val_per_class=16))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--models', nargs='+', default=list(MODELS),
-                        choices=MODELS)
-    add_budget_args(
-        parser,
-        budget_min=5.,
-        eval_every_min=0.5,
-        target=90.,
-        target_help='top-1 (%%) whose first arrival is reported',
-        data_root='data/toy_imagenet_bench/',
-        batch_size=32,
-        work_dir='work_dirs/toy_classification')
-    parser.add_argument('--train-per-class', type=int, default=64)
-    parser.add_argument('--val-per-class', type=int, default=16)
-    return parser.parse_args(argv)
-
-
-def make_data(args) -> str:
-    return ensure_toy_data(
-        args.data_root, 'val',
-        osp.join(ROOT, 'tools/dataset_converters/make_toy_imagenet.py'), [
-            '--train-per-class', str(args.train_per_class),
-            '--val-per-class', str(args.val_per_class)
-        ])
+    return budget_parser(
+        __doc__, MODELS, 'toy_classification', TOY_SET, budget_min=5.,
+        eval_every_min=0.5, batch_size=32, target=90.,
+        target_name='top-1 (%)').parse_args(argv)
 
 
 def mobilevit_model(cfg: Config) -> dict:
     """mmpretrain's MobileViT-XXS ImageNet model with the toy head size."""
-    model = config_from_path(
+    model = get_config(
         'mmpretrain::mobilevit/mobilevit-xxsmall_8xb128_in1k.py').model
     model.head.num_classes = cfg.model.head.num_classes
     # same input convention as the AFFNet config: RGB in [0, 1]
@@ -67,26 +49,21 @@ def mobilevit_model(cfg: Config) -> dict:
     return model
 
 
-def build_cfg(name: str, args, data_root: str, max_iters: int) -> Config:
+def build_cfg(name: str, args: argparse.Namespace, data_root: str,
+              max_iters: int) -> Config:
     cfg = Config.fromfile(osp.join(ROOT, TOY_CONFIG))
     if name == 'mobilevit-xxs':
         cfg.model = mobilevit_model(cfg)
-    for loader in (cfg.train_dataloader, cfg.val_dataloader,
-                   cfg.test_dataloader):
-        loader.dataset.data_root = data_root
-    same_training_setup(cfg, name, args, max_iters, weight_decay=0.05,
-                        warmup=10)
+    same_training_setup(cfg, name, args, data_root, max_iters,
+                        weight_decay=0.05, warmup=10)
     cfg.custom_hooks = []
     return cfg
 
 
 def main(argv=None) -> None:
-    args = parse_args(argv)
-    run_comparison(
-        args, ROOT, lambda: make_data(args),
-        lambda name, data_root, iters: build_cfg(name, args, data_root,
-                                                 iters),
-        'Toy classification', {'top-1': 'accuracy/top1'}, 'accuracy/top1')
+    run_comparison(parse_args(argv), TOY_SET, build_cfg,
+                   'Toy classification', {'top-1': 'accuracy/top1'},
+                   'accuracy/top1')
 
 
 if __name__ == '__main__':

@@ -18,17 +18,16 @@ import argparse
 import copy
 import os.path as osp
 
-from mmengine.config import Config
-
-from mmaff.utils.runner_setup import config_from_path
-from mmaff.utils.wallclock import (
-    add_budget_args,
-    ensure_toy_data,
+from benchmark_utils import (
+    ROOT,
+    ToySet,
+    budget_parser,
     run_comparison,
     same_training_setup,
 )
+from mmengine.config import Config
+from mmengine.hub import get_config
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MODELS = {
     'ssdlite_affnet-et':
     'configs/detection/ssdlite_affnet-et_8xb24-600e_coco_toy.py',
@@ -38,51 +37,32 @@ MODELS = {
     'ssdlite_mobilenetv2':
     'configs/detection/ssdlite_affnet-et_8xb24-600e_coco_toy.py',
 }
+# --size is the side of the generated images, --input-size the network's
+TOY_SET = ToySet('make_toy_coco.py',
+                 osp.join('annotations', 'instances_val.json'),
+                 dict(num_train=256, num_val=64, size=256))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--models', nargs='+', default=list(MODELS),
-                        choices=list(MODELS))
-    add_budget_args(
-        parser,
-        budget_min=20.,
-        eval_every_min=2.,
-        target=0.5,
-        target_help='mAP@0.5 whose first arrival is reported',
-        data_root='data/toy_coco_bench/',
-        batch_size=8,
-        work_dir='work_dirs/toy_detection')
-    parser.add_argument('--num-train', type=int, default=256)
-    parser.add_argument('--num-val', type=int, default=64)
-    parser.add_argument('--image-size', type=int, default=256,
-                        help='size of the generated images')
+    parser = budget_parser(
+        __doc__, list(MODELS), 'toy_detection', TOY_SET, budget_min=20.,
+        eval_every_min=2., batch_size=8, target=0.5, target_name='mAP@0.5')
     parser.add_argument('--input-size', type=int, default=256,
                         help='network input size (SSD resize)')
     return parser.parse_args(argv)
 
 
-def make_data(args) -> str:
-    return ensure_toy_data(
-        args.data_root, osp.join('annotations', 'instances_val.json'),
-        osp.join(ROOT, 'tools/dataset_converters/make_toy_coco.py'), [
-            '--num-train',
-            str(args.num_train), '--num-val',
-            str(args.num_val), '--size',
-            str(args.image_size)
-        ])
-
-
 def mobilenetv2_model(cfg: Config) -> dict:
     """mmdet's SSDLite-MobileNetV2 model with the toy head size."""
-    base = config_from_path(
+    base = get_config(
         'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py')
     model = copy.deepcopy(base.model)
     model.bbox_head.num_classes = cfg.model.bbox_head.num_classes
     return model
 
 
-def build_cfg(name: str, args, data_root: str, max_iters: int) -> Config:
+def build_cfg(name: str, args: argparse.Namespace, data_root: str,
+              max_iters: int) -> Config:
     cfg = Config.fromfile(osp.join(ROOT, MODELS[name]))
     if name == 'ssdlite_mobilenetv2':
         cfg.model = mobilenetv2_model(cfg)
@@ -91,12 +71,11 @@ def build_cfg(name: str, args, data_root: str, max_iters: int) -> Config:
         for step in pipeline:
             if step['type'] == 'Resize':
                 step['scale'] = size
-    for ds in (_train_dataset(cfg), cfg.val_dataloader.dataset):
-        ds.data_root = data_root
     cfg.test_dataloader = cfg.val_dataloader
     cfg.val_evaluator.ann_file = data_root + 'annotations/instances_val.json'
     cfg.test_evaluator = cfg.val_evaluator
-    same_training_setup(cfg, name, args, max_iters, weight_decay=0.05)
+    same_training_setup(cfg, name, args, data_root, max_iters,
+                        weight_decay=0.05)
     cfg.custom_hooks = [
         h for h in cfg.get('custom_hooks', [])
         if h['type'] != 'CheckInvalidLossHook'
@@ -104,24 +83,17 @@ def build_cfg(name: str, args, data_root: str, max_iters: int) -> Config:
     return cfg
 
 
-def _train_dataset(cfg: Config):
-    train = cfg.train_dataloader.dataset
-    if train.get('type') == 'RepeatDataset':
-        train = train.dataset
-    return train
-
-
 def _pipelines(cfg: Config):
-    yield _train_dataset(cfg).pipeline
+    train = cfg.train_dataloader.dataset
+    # dataset wrappers (RepeatDataset) hold the real dataset inside
+    yield train.get('dataset', train).pipeline
     yield cfg.val_dataloader.dataset.pipeline
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     run_comparison(
-        args, ROOT, lambda: make_data(args),
-        lambda name, data_root, iters: build_cfg(name, args, data_root,
-                                                 iters),
+        args, TOY_SET, build_cfg,
         f'Toy detection (input {args.input_size})', {
             'bbox_mAP': 'coco/bbox_mAP',
             'mAP@0.5': 'coco/bbox_mAP_50'

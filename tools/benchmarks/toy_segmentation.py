@@ -17,53 +17,34 @@ each model reached ``--target``.
 import argparse
 import os.path as osp
 
-from mmengine.config import Config
-
-from mmaff.utils.runner_setup import config_from_path
-from mmaff.utils.wallclock import (
-    add_budget_args,
-    ensure_toy_data,
+from benchmark_utils import (
+    ROOT,
+    ToySet,
+    budget_parser,
     run_comparison,
     same_training_setup,
 )
+from mmengine.config import Config
+from mmengine.hub import get_config
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CONFIG = ('configs/segmentation/'
               'deeplabv3_affnet-et-d8_4xb4-80k_ade20k-512x512_toy.py')
 MODELS = ('deeplabv3_affnet-et', 'deeplabv3_mobilenetv2')
+TOY_SET = ToySet('make_toy_ade20k.py', osp.join('annotations', 'validation'),
+                 dict(num_train=128, num_val=32))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--models', nargs='+', default=list(MODELS),
-                        choices=MODELS)
-    add_budget_args(
-        parser,
-        budget_min=10.,
-        eval_every_min=1.,
-        target=60.,
-        target_help='mIoU (%%) whose first arrival is reported',
-        data_root='data/toy_ade20k_bench/',
-        batch_size=4,
-        work_dir='work_dirs/toy_segmentation')
-    parser.add_argument('--num-train', type=int, default=128)
-    parser.add_argument('--num-val', type=int, default=32)
-    return parser.parse_args(argv)
-
-
-def make_data(args) -> str:
-    return ensure_toy_data(
-        args.data_root, osp.join('annotations', 'validation'),
-        osp.join(ROOT, 'tools/dataset_converters/make_toy_ade20k.py'),
-        ['--num-train',
-         str(args.num_train), '--num-val',
-         str(args.num_val)])
+    return budget_parser(
+        __doc__, MODELS, 'toy_segmentation', TOY_SET, budget_min=10.,
+        eval_every_min=1., batch_size=4, target=60.,
+        target_name='mIoU (%)').parse_args(argv)
 
 
 def mobilenetv2_model(cfg: Config) -> dict:
     """mmseg's DeepLabv3-MobileNetV2-d8 with the toy class count and crop,
     from scratch (no ImageNet checkpoint)."""
-    model = config_from_path(
+    model = get_config(
         'mmseg::mobilenet_v2/'
         'mobilenet-v2-d8_deeplabv3_4xb4-160k_ade20k-512x512.py').model
     model.pretrained = None
@@ -74,24 +55,19 @@ def mobilenetv2_model(cfg: Config) -> dict:
     return model
 
 
-def build_cfg(name: str, args, data_root: str, max_iters: int) -> Config:
+def build_cfg(name: str, args: argparse.Namespace, data_root: str,
+              max_iters: int) -> Config:
     cfg = Config.fromfile(osp.join(ROOT, TOY_CONFIG))
     if name == 'deeplabv3_mobilenetv2':
         cfg.model = mobilenetv2_model(cfg)
-    for loader in (cfg.train_dataloader, cfg.val_dataloader,
-                   cfg.test_dataloader):
-        loader.dataset.data_root = data_root
-    return same_training_setup(cfg, name, args, max_iters,
+    return same_training_setup(cfg, name, args, data_root, max_iters,
                                weight_decay=0.01, warmup=20)
 
 
 def main(argv=None) -> None:
-    args = parse_args(argv)
-    run_comparison(
-        args, ROOT, lambda: make_data(args),
-        lambda name, data_root, iters: build_cfg(name, args, data_root,
-                                                 iters),
-        'Toy segmentation', {'mIoU': 'mIoU', 'aAcc': 'aAcc'}, 'mIoU')
+    run_comparison(parse_args(argv), TOY_SET, build_cfg,
+                   'Toy segmentation', {'mIoU': 'mIoU', 'aAcc': 'aAcc'},
+                   'mIoU')
 
 
 if __name__ == '__main__':

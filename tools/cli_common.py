@@ -1,0 +1,76 @@
+"""Command-line handling shared by ``tools/train.py`` and ``tools/test.py``.
+
+The scripts run as ``python tools/<script>.py`` (or from ``mmaff/.mim/tools``
+under ``mim train``), which puts this folder on ``sys.path``: they import
+this module as ``cli_common``.
+"""
+import argparse
+import contextlib
+import os
+from collections.abc import Iterator
+
+from mmengine.config import Config, DictAction
+
+from mmaff.utils.runner_setup import load_config
+
+
+def tool_parser(description: str,
+                *positionals: tuple[str, str]) -> argparse.ArgumentParser:
+    """A parser with the positional arguments and the options every tool
+    has; add the tool's own options to it.
+
+    Args:
+        description (str): What the tool does.
+        *positionals (tuple[str, str]): Name and help of each positional
+            argument, in order.
+
+    Returns:
+        argparse.ArgumentParser: The parser.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    for name, help_text in positionals:
+        parser.add_argument(name, help=help_text)
+    parser.add_argument('--work-dir', help='directory for logs and outputs')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config entries, e.g. train_cfg.max_iters=20')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher (pytorch = torchrun, see tools/dist_train.sh)')
+    # torch.distributed.launch passes --local-rank; torchrun sets the env.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The config of ``args.config`` with the options of
+    :func:`tool_parser` applied (see
+    :func:`mmaff.utils.runner_setup.load_config`).
+
+    Args:
+        args (argparse.Namespace): Parsed options.
+
+    Returns:
+        Config: The config.
+    """
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return load_config(args.config, args.cfg_options, args.work_dir,
+                       args.launcher)
+
+
+@contextlib.contextmanager
+def exit_on_error() -> Iterator[None]:
+    """Turn what the set-up of a run raises (a missing file, an option the
+    config cannot take) into ``error: <message>`` and exit code 1.
+
+    Wrap the set-up only: a failure during training keeps its traceback.
+    """
+    try:
+        yield
+    except (OSError, ValueError, RuntimeError) as e:
+        raise SystemExit(f'error: {e}') from e
