@@ -7,7 +7,8 @@ import sys
 from setuptools import find_packages, setup
 
 ROOT = osp.dirname(osp.abspath(__file__))
-MIM_FILES = ['configs', 'tools', 'model-index.yml']
+# demo/ (inference on one's own images) travels like tools/ when it exists.
+MIM_FILES = ['configs', 'tools', 'demo', 'model-index.yml']
 
 
 def read_version() -> str:
@@ -32,8 +33,9 @@ def read_requirements(*names: str) -> list[str]:
 
 
 def add_mim_extension() -> None:
-    """Expose configs, tools and model-index.yml as ``mmaff/.mim/`` so that
-    ``mim train mmaff ...`` and ``mmaff``-relative lookups find them.
+    """Expose configs, tools, demo and model-index.yml (those that exist)
+    as ``mmaff/.mim/`` so that ``mim train mmaff ...`` and
+    ``mmaff``-relative lookups find them.
 
     Editable installs (``develop`` and PEP 660 ``editable_wheel``) get
     symlinks into the checkout; wheels and sdists get copies.

@@ -66,7 +66,6 @@ else
 fi
 
 say "installing mmcv, mmengine, mmdet, mmsegmentation, mmpretrain and test tools"
-pip_ install -q --no-deps "${wheels[0]}"
 pip_ install -q -c requirements/torch.txt "${wheels[0]}" \
     -r requirements/mminstall.txt -r requirements/runtime.txt \
     -r requirements/tests.txt -r requirements/optional.txt
