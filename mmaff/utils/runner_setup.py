@@ -134,16 +134,21 @@ def build_runner(cfg: Config):
 def build_model_from_config(cfg: Config,
                             checkpoint: str | None = None,
                             strict: bool = True) -> torch.nn.Module:
-    """Build ``cfg.model`` in the config's ``default_scope`` (outside a
-    Runner), optionally load weights, and return it in eval mode."""
+    """Build ``cfg.model`` in the config's ``default_scope`` as the Runner
+    builds it, optionally load weights, and return it in eval mode."""
     from mmengine.registry import MODELS
     from mmengine.runner import load_checkpoint
     scope = cfg.get('default_scope')
     if scope:
         # registers the task package's models under its scope
         __import__(f'{scope}.models')
+    model_cfg = cfg.model.copy()
+    # As the Runner does: a top-level data_preprocessor (mmpretrain configs
+    # have one) is the model's unless the model sets its own.
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
     with DefaultScope.overwrite_default_scope(scope or 'mmengine'):
-        model = MODELS.build(cfg.model)
+        model = MODELS.build(model_cfg)
     if checkpoint:
         load_checkpoint(model, checkpoint, map_location='cpu', strict=strict)
     return model.eval()
