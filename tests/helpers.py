@@ -46,16 +46,10 @@ def load_config(task: str, name: str) -> Config:
 
 
 def build_model(cfg: Config):
-    """``cfg.model`` built as the Runner builds it: in the config's default
-    scope, with a top-level ``data_preprocessor`` (mmpretrain configs have
-    one) as the model's unless the model sets its own."""
-    scope = cfg.default_scope
-    registry = importlib.import_module(f'{scope}.registry').MODELS
-    model_cfg = cfg.model.copy()
-    if cfg.get('data_preprocessor') is not None:
-        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    with DefaultScope.overwrite_default_scope(scope):
-        return registry.build(model_cfg)
+    """``cfg.model`` built as the Runner builds it (the tools' own
+    ``build_model_from_config``), in training mode."""
+    from mmaff.utils.runner_setup import build_model_from_config
+    return build_model_from_config(cfg).train()
 
 
 def build_dataset(scope: str, ds_cfg, data_root: str):

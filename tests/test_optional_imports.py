@@ -2,11 +2,10 @@
 downstream package; what needs the missing one fails with a message naming
 it. Each case runs in a subprocess whose import system refuses the package.
 """
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from helpers import run_python
 
 SCRIPT = textwrap.dedent('''
     import importlib.abc
@@ -72,8 +71,7 @@ NEEDS = {
 def test_mmaff_imports_without(blocked, tmp_path):
     script = tmp_path / 'probe.py'
     script.write_text(SCRIPT)
-    result = subprocess.run([sys.executable, str(script), blocked],
-                            capture_output=True, text=True, timeout=300)
+    result = run_python(script, blocked, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert 'BACKBONE (1, 144, 2, 2)' in lines
