@@ -7,6 +7,7 @@ switches (visualisation) are chosen by the hook type the config uses.
 The functions raise exceptions; the tools turn them into an ``error: ...``
 line and a non-zero exit code.
 """
+import glob
 import os.path as osp
 
 import torch
@@ -16,6 +17,60 @@ from mmengine.registry import DefaultScope
 from mmaff.compat import prepare_cpu_distributed
 
 
+def shipped_config_dirs() -> list[str]:
+    """Where mmaff's own configs are: ``mmaff/.mim/configs`` (a regular
+    install copies them there, an editable one links the checkout's)."""
+    import mmaff
+    mim_configs = osp.join(osp.dirname(mmaff.__file__), '.mim', 'configs')
+    return [mim_configs] if osp.isdir(mim_configs) else []
+
+
+def find_config(path: str) -> str:
+    """The config file ``path`` names: the file itself, or, for a bare file
+    name such as ``ssdlite_affnet-et_8xb24-600e_coco.py``, the one config of
+    that name shipped with mmaff (as ``mim train mmaff NAME`` finds it).
+
+    Args:
+        path (str): A path or the file name of a shipped config.
+
+    Returns:
+        str: An existing file.
+
+    Raises:
+        FileNotFoundError: If it is neither, or the name is ambiguous.
+    """
+    if osp.isfile(path):
+        return path
+    if osp.basename(path) == path and path.endswith('.py'):
+        found = sorted({
+            osp.realpath(match)
+            for root in shipped_config_dirs()
+            for match in glob.glob(osp.join(root, '**', path),
+                                   recursive=True)
+        })
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise FileNotFoundError(f'config name {path} is ambiguous: '
+                                    f'{", ".join(found)}')
+        raise FileNotFoundError(f'config file {path} does not exist, nor '
+                                'does a config of that name ship with mmaff')
+    raise FileNotFoundError(f'config file {path} does not exist')
+
+
+def read_config(path: str, cfg_options: dict | None = None) -> Config:
+    """The config ``path`` names (see :func:`find_config`) with
+    ``cfg_options`` (``--cfg-options``) merged in.
+
+    Raises:
+        FileNotFoundError: If ``path`` names no config.
+    """
+    cfg = Config.fromfile(find_config(path))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
 def load_config(path: str,
                 cfg_options: dict | None = None,
                 work_dir: str | None = None,
@@ -23,7 +78,8 @@ def load_config(path: str,
     """Read a config and apply the overrides of a training or test run.
 
     Args:
-        path (str): Config file.
+        path (str): Config file, or the file name of a config shipped with
+            mmaff (see :func:`find_config`).
         cfg_options (dict, optional): Entries to merge into the config, as
             ``--cfg-options`` gives them (``{'train_cfg.max_iters': 20}``).
         work_dir (str, optional): Work dir; defaults to the config's, else
@@ -37,13 +93,9 @@ def load_config(path: str,
         Config: The config, ready for :func:`build_runner`.
 
     Raises:
-        FileNotFoundError: If ``path`` is no file.
+        FileNotFoundError: If ``path`` names no config.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config file {path} does not exist')
-    cfg = Config.fromfile(path)
-    if cfg_options is not None:
-        cfg.merge_from_dict(cfg_options)
+    cfg = read_config(path, cfg_options)
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir

@@ -12,16 +12,21 @@ import argparse
 
 import torch
 from mmengine.analysis.print_helper import complexity_stats_table
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 import mmaff  # noqa: F401  (registers AFFNet)
 from mmaff.utils.flops import FFT_COST_PER_POINT_LOG2, flop_analyzer
-from mmaff.utils.runner_setup import TensorForward, build_model_from_config
+from mmaff.utils.runner_setup import (
+    TensorForward,
+    build_model_from_config,
+    read_config,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config', help='config file path')
+    parser.add_argument(
+        'config', help='config file path, or the name of a shipped config')
     parser.add_argument('--shape', type=int, nargs='+', default=[256],
                         help='input H [W] (default 256x256)')
     parser.add_argument('--depth', type=int, default=3,
@@ -35,9 +40,10 @@ def main(argv=None) -> None:
     if len(args.shape) not in (1, 2):
         raise SystemExit('error: --shape takes H or H W')
     h, w = (args.shape * 2)[:2]
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    try:
+        cfg = read_config(args.config, args.cfg_options)
+    except FileNotFoundError as e:
+        raise SystemExit(f'error: {e}') from e
     model = build_model_from_config(cfg)
     inputs = torch.rand(1, 3, h, w)
     wrapper = TensorForward(model)

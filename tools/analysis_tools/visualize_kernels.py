@@ -25,11 +25,10 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
 
 import mmaff  # noqa: E402,F401
 from mmaff.models.layers import AdaptiveFrequencyFilter  # noqa: E402
-from mmaff.utils.runner_setup import build_model_from_config  # noqa: E402
+from mmaff.utils.runner_setup import build_model_from_config, read_config  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -96,7 +95,10 @@ def grid(panels: list[np.ndarray], titles: list[str], path: str,
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    try:
+        cfg = read_config(args.config)
+    except FileNotFoundError as e:
+        raise SystemExit(f'error: {e}') from e
     model = build_model_from_config(cfg, args.checkpoint, strict=False)
     inputs = load_image(args.image, args.size, model)
     captured = capture_filter_inputs(model, inputs)

@@ -21,11 +21,15 @@ import sys
 
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 import mmaff  # noqa: F401  (registers AFFNet)
 from mmaff.models import DFT_MODES, set_dft_mode
-from mmaff.utils.runner_setup import TensorForward, build_model_from_config
+from mmaff.utils.runner_setup import (
+    TensorForward,
+    build_model_from_config,
+    read_config,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -80,9 +84,10 @@ def main(argv=None) -> int:
         raise SystemExit('error: the TorchScript exporter cannot export FFTs '
                          '(no rule for aten::fft_rfft2); use --exporter '
                          'dynamo or --dft matmul')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    try:
+        cfg = read_config(args.config, args.cfg_options)
+    except FileNotFoundError as e:
+        raise SystemExit(f'error: {e}') from e
     model = build_model_from_config(cfg, args.checkpoint)
     switched = set_dft_mode(model, args.dft)
     wrapper = TensorForward(model, args.backbone_only).eval()
