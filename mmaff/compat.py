@@ -15,9 +15,12 @@ F2  torch >= 2.6 loads checkpoints with ``weights_only=True``; mmengine
     protocol 2 stores ``HistoryBuffer.min`` (its ``statistics_methods``) as
     ``getattr(HistoryBuffer, 'min')``: ``builtins.getattr`` is mapped to a
     stand-in that only returns those four methods, never the real getattr.
-F3  mmengine's pytorch launcher calls ``torch.cuda.set_device``: CPU-only
-    multi-process runs die with "Found no NVIDIA driver". We start the
-    process group with gloo first; the Runner then skips its own start.
+F3  mmengine's pytorch and slurm launchers call ``torch.cuda.set_device``:
+    CPU-only multi-process runs die with "Found no NVIDIA driver". We start
+    the process group with gloo first; the Runner then skips its own start.
+    For slurm, torch's variables (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+    ``MASTER_ADDR``, ``MASTER_PORT``) are first derived from srun's as
+    mmengine's ``_init_dist_slurm`` derives them.
 F4  mmengine passes ``device_ids=[LOCAL_RANK]`` to DDP, which CPU modules
     reject: the wrapper gets ``device_ids=None``.
 F5  SyncBN needs CUDA tensors: on CPU it becomes BN.
@@ -38,6 +41,7 @@ import importlib.metadata
 import importlib.util
 import os
 import pickle
+import subprocess
 import sys
 import warnings
 from collections.abc import Callable
@@ -265,13 +269,62 @@ def _replace_sync_bn(cfg):
             _replace_sync_bn(value)
 
 
+def _slurm_environment(port=None) -> None:
+    """F3 for ``launcher='slurm'``: set torch's ``env://`` variables from
+    the task's slurm variables, as mmengine 0.10.7's ``_init_dist_slurm``
+    does before its CUDA-only ``set_device``.
+
+    ``MASTER_ADDR`` is the first host of ``SLURM_NODELIST`` (``scontrol show
+    hostname``) unless already set; ``MASTER_PORT`` is ``port``, else the
+    environment's, else 29500.
+
+    Args:
+        port (int, optional): ``env_cfg.dist_cfg.port`` of the config, which
+            mmengine lets override ``MASTER_PORT`` for slurm.
+
+    Raises:
+        RuntimeError: If a slurm variable is missing (the script was not
+            started by srun) or ``scontrol`` gives no host.
+    """
+    missing = [
+        k for k in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST')
+        if k not in os.environ
+    ]
+    if missing:
+        raise RuntimeError(
+            f'launcher=slurm needs {missing} in the environment: start the '
+            'script with srun (see tools/slurm_train.sh)')
+    if 'MASTER_ADDR' not in os.environ:
+        node_list = os.environ['SLURM_NODELIST']
+        try:
+            hosts = subprocess.run(['scontrol', 'show', 'hostname', node_list],
+                                   capture_output=True, text=True,
+                                   check=True).stdout.split()
+        except (OSError, subprocess.CalledProcessError) as e:
+            raise RuntimeError(f'launcher=slurm: `scontrol show hostname '
+                               f'{node_list}` failed: {e}') from e
+        if not hosts:
+            raise RuntimeError(f'launcher=slurm: `scontrol show hostname '
+                               f'{node_list}` printed no host')
+        os.environ['MASTER_ADDR'] = hosts[0]
+    if port is not None:
+        os.environ['MASTER_PORT'] = str(port)
+    os.environ.setdefault('MASTER_PORT', '29500')
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['RANK'] = os.environ['SLURM_PROCID']
+    # mmengine falls back to PROCID % (CUDA device count) when srun gave no
+    # SLURM_LOCALID; without CUDA there is no count to take it modulo.
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
+
+
 def prepare_cpu_distributed(cfg, launcher: str) -> bool:
     """F3-F6: make a multi-process Runner config work without CUDA.
 
     Starts the gloo process group from the launcher's environment (torchrun
-    sets ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``), sets a
-    DDP wrapper config for CPU modules, and turns SyncBN into BN. Does nothing
-    for ``launcher='none'`` or when CUDA is available.
+    sets ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``; for
+    slurm they are derived from srun's, see :func:`_slurm_environment`), sets
+    a DDP wrapper config for CPU modules, and turns SyncBN into BN. Does
+    nothing for ``launcher='none'`` or when CUDA is available.
 
     Args:
         cfg (mmengine.Config): The config the Runner will be built from;
@@ -285,11 +338,15 @@ def prepare_cpu_distributed(cfg, launcher: str) -> bool:
         return False
     if not fix_applies('F3-F5'):
         return False
-    if launcher != 'pytorch':
+    if launcher not in ('pytorch', 'slurm'):
         raise ValueError(f'CPU multi-process runs support the pytorch '
-                         f'launcher (torchrun) only, got {launcher!r}')
+                         f'launcher (torchrun) and slurm only, got '
+                         f'{launcher!r}')
     import torch.distributed as dist
     if not dist.is_initialized():
+        if launcher == 'slurm':
+            dist_cfg = (cfg.get('env_cfg') or {}).get('dist_cfg') or {}
+            _slurm_environment(dist_cfg.get('port'))
         missing = [
             k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
             if k not in os.environ
