@@ -236,3 +236,17 @@ def pretrained_child(tmp_path, base: str) -> Config:
         "model = dict(backbone=dict(init_cfg=dict(_delete_=True, "
         "type='Pretrained', checkpoint='x.pth', prefix='backbone.')))\n")
     return Config.fromfile(str(child))
+
+
+def start_tool(tool: str, config: str, data_root: str, *args, log,
+               **options) -> subprocess.Popen:
+    """``run_tool`` without waiting for it: the tool runs in a session of
+    its own (``os.killpg(proc.pid, ...)`` stops it with its workers), its
+    stdout and stderr going to the open file ``log``."""
+    cmd = [sys.executable, f'tools/{tool}', config, *args,
+           *toy_options(config, data_root, **options)]
+    return subprocess.Popen([str(c) for c in cmd],
+                            cwd=ROOT,
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                            start_new_session=True)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from mmengine.config import Config, DictAction
 
+from mmaff.utils.checkpoint import CheckpointError
 from mmaff.utils.runner_setup import load_config
 
 
@@ -73,4 +74,29 @@ def exit_on_error() -> Iterator[None]:
     try:
         yield
     except (OSError, ValueError, RuntimeError) as e:
+        raise SystemExit(f'error: {e}') from e
+
+
+@contextlib.contextmanager
+def exit_on_checkpoint_error() -> Iterator[None]:
+    """Turn a :class:`~mmaff.utils.checkpoint.CheckpointError` raised while
+    the Runner works (loading ``load_from``, ``resume`` or
+    ``init_cfg=Pretrained`` weights) into ``error: <message>`` and exit
+    code 1.
+
+    Wrap ``runner.train()`` / ``runner.test()``: any other failure keeps its
+    traceback. In a multi-process run every rank reads the checkpoint and
+    fails alike; each leaves the process group without waiting for the
+    others (a barrier could wait forever for a rank that failed otherwise)
+    and exits, so torchrun ends the job with a non-zero code.
+    """
+    try:
+        yield
+    except CheckpointError as e:
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            # gloo's threads must be gone before exit, or the process may
+            # abort ("terminate called without an active exception").
+            with contextlib.suppress(Exception):
+                dist.destroy_process_group()
         raise SystemExit(f'error: {e}') from e

@@ -4,12 +4,17 @@
         [--show-dir DIR] [--cfg-options key=value ...] [--launcher pytorch]
 """
 import argparse
-import os.path as osp
 
-from cli_common import config_from_args, exit_on_error, tool_parser
+from cli_common import (
+    config_from_args,
+    exit_on_checkpoint_error,
+    exit_on_error,
+    tool_parser,
+)
 
 import mmaff  # noqa: F401  (registers AFFNet, applies the compat fixes)
 from mmaff.compat import finish_distributed
+from mmaff.utils.checkpoint import CheckpointFitHook, check_checkpoint_file
 from mmaff.utils.runner_setup import build_runner, enable_visualization
 
 
@@ -25,10 +30,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
-        raise SystemExit(f'error: checkpoint {args.checkpoint} does not '
-                         'exist')
     with exit_on_error():
+        # A missing, truncated or foreign file fails here, in a second,
+        # before the data and the model are built.
+        check_checkpoint_file(args.checkpoint)
         cfg = config_from_args(args)
         if args.show_dir:
             enable_visualization(cfg, args.show_dir)
@@ -42,7 +47,11 @@ def main(argv=None) -> None:
         evaluators.append(dict(type='DumpResults', out_file_path=args.out))
         cfg.test_evaluator = evaluators
     runner = build_runner(cfg)
-    runner.test()
+    # mmengine loads load_from with strict=False, so a checkpoint of another
+    # model would be evaluated with random weights where it does not fit.
+    runner.register_hook(CheckpointFitHook(args.checkpoint))
+    with exit_on_checkpoint_error():
+        runner.test()
     finish_distributed()
 
 

@@ -7,10 +7,22 @@ Multi-process: tools/dist_train.sh CONFIG NUM_PROCS (gloo on CPU).
 """
 import argparse
 
-from cli_common import config_from_args, exit_on_error, tool_parser
+from cli_common import (
+    config_from_args,
+    exit_on_checkpoint_error,
+    exit_on_error,
+    tool_parser,
+)
+from mmengine.runner.checkpoint import find_latest_checkpoint
 
 import mmaff  # noqa: F401  (registers AFFNet, applies the compat fixes)
 from mmaff.compat import finish_distributed
+from mmaff.utils.checkpoint import (
+    RESUME_HINT,
+    CheckpointFitHook,
+    check_checkpoint_file,
+    find_resumable_checkpoint,
+)
 from mmaff.utils.runner_setup import build_runner, enable_amp
 
 
@@ -50,8 +62,27 @@ def main(argv=None) -> None:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    resume_from = cfg.get('load_from') if cfg.get('resume') else None
+    with exit_on_error():
+        if cfg.get('resume') and cfg.get('load_from') is None:
+            # Auto-resume (--resume, or resume=True in the config). None: a
+            # new run, as mmengine has it.
+            resume_from = find_resumable_checkpoint(cfg.work_dir)
+            if resume_from is not None and \
+                    resume_from != find_latest_checkpoint(cfg.work_dir):
+                # last_checkpoint names a truncated or deleted file: resume
+                # from the newest complete one instead (a warning says so)
+                cfg.load_from = resume_from
+        if cfg.get('load_from'):
+            check_checkpoint_file(cfg.load_from)
     runner = build_runner(cfg)
-    runner.train()
+    if resume_from is not None:
+        # mmengine resumes with strict=False: another model's checkpoint is
+        # only logged as a mismatch, and training goes on with the layers
+        # that did not fit left as initialised.
+        runner.register_hook(CheckpointFitHook(resume_from, hint=RESUME_HINT))
+    with exit_on_checkpoint_error():
+        runner.train()
     finish_distributed()
 
 

@@ -1,3 +1,20 @@
 from .speed import fuse_for_inference, tune_malloc
 
 __all__ = ['fuse_for_inference', 'tune_malloc']
+
+from .checkpoint import (  # noqa: E402
+    CheckpointError,
+    CheckpointMismatchError,
+    CheckpointNotFoundError,
+    UnsafeCheckpointError,
+    check_checkpoint_file,
+    check_model_fits,
+    find_resumable_checkpoint,
+    read_checkpoint,
+)
+
+__all__ += [
+    'CheckpointError', 'CheckpointMismatchError', 'CheckpointNotFoundError',
+    'UnsafeCheckpointError', 'check_checkpoint_file', 'check_model_fits',
+    'find_resumable_checkpoint', 'read_checkpoint'
+]

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 import torch
 
 from mmaff.models.backbones import AFFNet
+from mmaff.utils.checkpoint import NUM_EXAMPLES
 
 
 class CheckpointConversionError(ValueError):
@@ -108,8 +109,9 @@ def check_state_dict(state_dict: Mapping,
                      arch: str | dict,
                      unmapped: list[str] | None = None,
                      sources: Mapping[str, str] | None = None) -> None:
-    """Raise :class:`CheckpointConversionError` listing every missing,
-    unexpected or mis-shaped entry against the mmaff layout of ``arch``.
+    """Raise :class:`CheckpointConversionError` naming the missing,
+    unexpected or mis-shaped entries against the mmaff layout of ``arch``:
+    one line with the count and the first few of each kind.
 
     ``sources`` maps converted keys back to the source keys they came from,
     so messages name what the user's file holds.
@@ -121,16 +123,21 @@ def check_state_dict(state_dict: Mapping,
 
     expected = reference_shapes(arch)
     problems = []
-    if unmapped:
-        problems.append(f'unmapped source keys: {unmapped}')
-    missing = sorted(set(expected) - set(state_dict))
-    if missing:
-        problems.append(f'missing keys: {missing}')
-    unexpected = sorted(
-        name(k) for k in state_dict
-        if k not in expected and k not in ('head.fc.weight', 'head.fc.bias'))
-    if unexpected:
-        problems.append(f'unexpected keys: {unexpected}')
+
+    def listed(label: str, items: list[str]) -> None:
+        # One line however many: the count and the first few.
+        if items:
+            shown = ', '.join(items[:NUM_EXAMPLES])
+            more = ', ...' if len(items) > NUM_EXAMPLES else ''
+            problems.append(f'{label} ({len(items)}): {shown}{more}')
+
+    listed('unmapped source keys', list(unmapped or []))
+    listed('missing keys', sorted(set(expected) - set(state_dict)))
+    listed(
+        'unexpected keys',
+        sorted(
+            name(k) for k in state_dict if k not in expected
+            and k not in ('head.fc.weight', 'head.fc.bias')))
     mismatched = [
         f'{name(k)}: {tuple(state_dict[k].shape)} (expected '
         f'{tuple(shape)})'
@@ -142,12 +149,11 @@ def check_state_dict(state_dict: Mapping,
     if head is not None and (head.dim() != 2 or head.shape[1] != exp_channels):
         mismatched.append(f'head.fc.weight: {tuple(head.shape)} (expected '
                           f'(num_classes, {exp_channels}))')
-    if mismatched:
-        problems.append(f'shape mismatches: {mismatched}')
+    listed('shape mismatches', mismatched)
     if problems:
         raise CheckpointConversionError(
-            f'Checkpoint does not match AFFNet arch {arch!r}:\n  ' +
-            '\n  '.join(problems))
+            f'Checkpoint does not match AFFNet arch {arch!r}: ' +
+            '; '.join(problems))
 
 
 def convert_official_state_dict(
@@ -172,7 +178,8 @@ def convert_official_state_dict(
 
     Raises:
         CheckpointConversionError: Unmapped, missing or unexpected keys, or
-            shape mismatches, all listed in the message.
+            shape mismatches, counted and the first few named in the
+            message.
     """
     state_dict = unwrap_state_dict(checkpoint)
     arch = infer_arch(state_dict) if arch is None else arch

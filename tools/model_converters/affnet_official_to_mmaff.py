@@ -7,10 +7,12 @@ Usage:
 The result holds ``{'meta': ..., 'state_dict': ...}`` with ``backbone.*`` and
 ``head.fc.*`` keys: load it into the mmpretrain classifier configs, or into
 detectors / segmentors with ``init_cfg=dict(type='Pretrained',
-checkpoint=DST, prefix='backbone.')``. Exits non-zero, listing the offending
-keys, when the source does not match the AFFNet layout.
+checkpoint=DST, prefix='backbone.')``. Exits non-zero with one ``error:``
+line when SRC cannot be read (missing, truncated, not a checkpoint, ...) or
+does not match the AFFNet layout (offending keys counted, the first named).
 """
 import argparse
+import os
 import os.path as osp
 import sys
 
@@ -32,6 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from mmaff.utils.checkpoint import CheckpointError, read_checkpoint
     from mmaff.utils.official_checkpoint import (
         CheckpointConversionError,
         convert_official_state_dict,
@@ -45,23 +48,30 @@ def main(argv=None) -> int:
         return 2
     try:
         # Official files are bare tensors: the safe loader reads them.
-        checkpoint = torch.load(args.src, map_location='cpu',
-                                weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any reason makes it unreadable
-        print(f'error: cannot read checkpoint {args.src}: '
-              f'{type(e).__name__}: {e}', file=sys.stderr)
+        checkpoint = read_checkpoint(args.src)
+    except CheckpointError as e:
+        # "cannot read checkpoint SRC: <problem>"
+        print(f'error: cannot read {e}', file=sys.stderr)
         return 1
     try:
         arch = args.arch or infer_arch(unwrap_state_dict(checkpoint))
         state_dict = convert_official_state_dict(checkpoint, arch)
     except CheckpointConversionError as e:
-        print(f'error: {args.src}: {e}', file=sys.stderr)
+        print(f'error: checkpoint {args.src}: {e}', file=sys.stderr)
         return 1
     num_params = sum(v.numel() for k, v in state_dict.items()
                      if not k.endswith(('running_mean', 'running_var',
                                         'num_batches_tracked')))
     meta = dict(arch=arch, converted_from=osp.basename(args.src))
-    torch.save(dict(meta=meta, state_dict=state_dict), args.dst)
+    # Written next to DST, then renamed over it: an interrupted run leaves
+    # no truncated DST (nor a truncated SRC when converting in place).
+    tmp = f'{args.dst}.tmp-{os.getpid()}'
+    try:
+        torch.save(dict(meta=meta, state_dict=state_dict), tmp)
+        os.replace(tmp, args.dst)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
     print(f'converted {len(state_dict)} tensors ({num_params:,} parameters) '
           f'of AFFNet arch {arch!r} to {args.dst}')
     return 0
