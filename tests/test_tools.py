@@ -1,6 +1,7 @@
 """The command-line entry points run as a user runs them."""
 import os.path as osp
 
+import numpy as np
 import pytest
 import torch
 from helpers import ROOT, run_python
@@ -97,8 +98,16 @@ def test_make_demo_main_job(tmp_path):
     image = cv2.imread(
         str(tmp_path / 'toy_ade20k' / 'images' / 'validation' /
             overlays[0].name.replace('.png', '.jpg')))
-    # image | ground truth | prediction, enlarged 2x
-    assert picture.shape[:2] == (2 * image.shape[0], 6 * image.shape[1])
+    # titles, then image | ground truth | prediction enlarged 2x, then the
+    # legend
+    h, w = 2 * image.shape[0], 2 * image.shape[1]
+    assert picture.shape[1] == 3 * w and picture.shape[0] > 20 + h
+    # the prediction is drawn grey exactly where the ground truth is
+    # ignored ("other")
+    gt, pred = picture[20:20 + h, w:2 * w], picture[20:20 + h, 2 * w:]
+    grey = (gt.max(-1).astype(int) - gt.min(-1)) <= 2
+    assert 0 < grey.mean() < 1
+    np.testing.assert_array_equal(gt[grey], pred[grey])
 
 
 def test_benchmark_curves_print_missing_metrics_as_dashes(capsys):

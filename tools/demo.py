@@ -9,7 +9,9 @@
    with ``tools/train.py`` (mmengine's log shows the progress);
 3. evaluates the last checkpoint with ``tools/test.py`` (``IoUMetric``);
 4. draws image | ground truth | prediction for every validation image with
-   mmseg's ``SegLocalVisualizer`` into ``WORK_DIR/overlays/*.png``;
+   ``mmaff.visualization.SegOverlayVisualizer`` into
+   ``WORK_DIR/overlays/*.png``: the pixels the data set ignores ("other")
+   grey in both maps, a legend naming the classes;
 
 and prints where the pictures are and the final mIoU.
 """
@@ -56,17 +58,19 @@ def run(*args: str) -> str:
 
 def draw_overlays(config: str, checkpoint: str, data_root: str,
                   out_dir: str) -> list[str]:
-    """image | ground truth | prediction for every validation image."""
+    """image | ground truth | prediction for every validation image, with
+    the pixels the data set ignores ("other") grey in both maps."""
     import cv2
     import numpy as np
     import torch
     from mmengine.structures import PixelData
     from mmseg.apis import inference_model, init_model
-    from mmseg.visualization import SegLocalVisualizer
 
     import mmaff  # noqa: F401
+    from mmaff.visualization import SegOverlayVisualizer
     model = init_model(config, checkpoint, device='cpu')
-    visualizer = SegLocalVisualizer(name='demo', alpha=0.6)
+    visualizer = SegOverlayVisualizer(name='demo', alpha=0.6,
+                                      show_input=True)
     visualizer.dataset_meta = dict(
         classes=model.dataset_meta['classes'],
         palette=model.dataset_meta['palette'])
@@ -83,16 +87,15 @@ def draw_overlays(config: str, checkpoint: str, data_root: str,
         # reduce_zero_label: 0 ("other") is ignored, classes shift down
         label = np.where(label == 0, 255, label - 1)
         result.gt_sem_seg = PixelData(data=torch.from_numpy(label)[None])
-        image = cv2.imread(path)[:, :, ::-1]
-        panels = [image]
-        for draw_gt in (True, False):
-            visualizer.add_datasample(name, image, result, draw_gt=draw_gt,
-                                      draw_pred=not draw_gt, show=False)
-            panels.append(visualizer.get_image())
         # the toy images are small: enlarge for viewing
-        picture = np.concatenate(panels, axis=1).repeat(2, 0).repeat(2, 1)
+        image = cv2.imread(path)[:, :, ::-1].repeat(2, 0).repeat(2, 1)
+        for key in ('gt_sem_seg', 'pred_sem_seg'):
+            data = result.get(key).data
+            setattr(result, key,
+                    PixelData(data=data.repeat_interleave(2, 1)
+                              .repeat_interleave(2, 2)))
         out = osp.join(out_dir, name + '.png')
-        cv2.imwrite(out, picture[:, :, ::-1])
+        visualizer.add_datasample(name, image, result, out_file=out)
         written.append(out)
     return written
 

@@ -5,7 +5,7 @@
 _base_ = [
     './_base_/models/deeplabv3_affnet-et-d8.py',
     'mmseg::_base_/datasets/pascal_voc12_aug.py',
-    'mmseg::_base_/default_runtime.py',
+    './_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_40k.py'
 ]
 

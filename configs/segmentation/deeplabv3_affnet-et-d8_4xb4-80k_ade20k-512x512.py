@@ -4,7 +4,7 @@
 # are mmseg's (the official ones are not published).
 _base_ = [
     './_base_/models/deeplabv3_affnet-et-d8.py',
-    'mmseg::_base_/datasets/ade20k.py', 'mmseg::_base_/default_runtime.py',
+    'mmseg::_base_/datasets/ade20k.py', './_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_80k.py'
 ]
 

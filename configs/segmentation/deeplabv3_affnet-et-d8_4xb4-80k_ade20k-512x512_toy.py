@@ -8,7 +8,7 @@
 #         deeplabv3_affnet-et-d8_4xb4-80k_ade20k-512x512_toy.py
 _base_ = [
     './_base_/models/deeplabv3_affnet-et-d8.py',
-    'mmseg::_base_/datasets/ade20k.py', 'mmseg::_base_/default_runtime.py',
+    'mmseg::_base_/datasets/ade20k.py', './_base_/default_runtime.py',
     './_base_/schedules/schedule_toy_400it.py'
 ]
 
