@@ -208,16 +208,31 @@ def test_load_from_in_a_config_reports_a_bad_checkpoint(
 
 def test_pretrained_init_cfg_reports_a_bad_checkpoint(
         trained, tmp_path, toy_imagenet):
-    """Read by mmengine's PretrainedInit inside runner.train()."""
+    """Read by mmengine's PretrainedInit inside runner.train() (without a
+    prefix, train.py leaves the file to it)."""
     path = bad_file('jpeg', trained, tmp_path, toy_imagenet)
     # as helpers.pretrained_child, but the classifier's backbone has no
     # init_cfg to delete
     config = child_config(
         tmp_path, "model = dict(backbone=dict(init_cfg=dict("
-        f"type='Pretrained', checkpoint={path!r}, prefix='backbone.')))\n")
+        f"type='Pretrained', checkpoint={path!r})))\n")
     result = run_tool('train.py', config, toy_imagenet, '--work-dir',
                       tmp_path / 'work')
     one_error(result, path, 'a JPEG image')
+
+
+def test_pretrained_prefix_not_in_the_checkpoint(trained, tmp_path,
+                                                 toy_imagenet):
+    """mmengine would stop inside the run with a bare AssertionError."""
+    config = child_config(
+        tmp_path, "model = dict(backbone=dict(init_cfg=dict("
+        f"type='Pretrained', checkpoint={trained!r}, prefix='encoder')))\n")
+    result = run_tool('train.py', config, toy_imagenet, '--work-dir',
+                      tmp_path / 'work')
+    line = one_error(result, trained,
+                     "has no weights under init_cfg's prefix 'encoder.'")
+    assert 'backbone., data_preprocessor., head.' in line or \
+        'backbone., head.' in line, line
 
 
 def test_converter_reports_a_non_checkpoint(trained, tmp_path,

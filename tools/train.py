@@ -21,6 +21,7 @@ from mmaff.utils.checkpoint import (
     RESUME_HINT,
     CheckpointFitHook,
     check_checkpoint_file,
+    check_pretrained_prefixes,
     find_resumable_checkpoint,
 )
 from mmaff.utils.runner_setup import build_runner, enable_amp
@@ -50,6 +51,9 @@ def main(argv=None) -> None:
         cfg = config_from_args(args)
         if args.amp:
             enable_amp(cfg)
+        # before the data and the model are built; mmengine would fail
+        # there with a bare AssertionError
+        check_pretrained_prefixes(cfg.model)
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in \
                 cfg.auto_scale_lr:

@@ -9,6 +9,7 @@ from .checkpoint import (  # noqa: E402
     UnsafeCheckpointError,
     check_checkpoint_file,
     check_model_fits,
+    check_pretrained_prefixes,
     find_resumable_checkpoint,
     read_checkpoint,
 )
@@ -16,5 +17,5 @@ from .checkpoint import (  # noqa: E402
 __all__ += [
     'CheckpointError', 'CheckpointMismatchError', 'CheckpointNotFoundError',
     'UnsafeCheckpointError', 'check_checkpoint_file', 'check_model_fits',
-    'find_resumable_checkpoint', 'read_checkpoint'
+    'check_pretrained_prefixes', 'find_resumable_checkpoint', 'read_checkpoint'
 ]

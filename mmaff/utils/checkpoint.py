@@ -604,3 +604,55 @@ def install_checkpoint_loader() -> bool:
     load_from_local._mmaff_errors = True
     loader_cls.register_scheme('', load_from_local, force=True)
     return True
+
+
+# --------------------------------------------------------------------------
+# init_cfg=Pretrained with a prefix
+
+
+def _pretrained_inits(cfg) -> list[Mapping]:
+    """The ``init_cfg`` entries of type ``Pretrained`` anywhere in a model
+    config (dicts and lists, nested)."""
+    found = []
+    if isinstance(cfg, Mapping):
+        init = cfg.get('init_cfg')
+        for entry in init if isinstance(init, (list, tuple)) else [init]:
+            if isinstance(entry, Mapping) and \
+                    entry.get('type') == 'Pretrained':
+                found.append(entry)
+        for key, value in cfg.items():
+            if key != 'init_cfg':
+                found += _pretrained_inits(value)
+    elif isinstance(cfg, (list, tuple)):
+        for value in cfg:
+            found += _pretrained_inits(value)
+    return found
+
+
+def check_pretrained_prefixes(model_cfg: Mapping) -> None:
+    """Check each ``init_cfg=dict(type='Pretrained', checkpoint=FILE,
+    prefix=P)`` of a model config whose checkpoint is a local file: it must
+    read, and hold weights under ``P``. mmengine would otherwise stop deep
+    in the run with ``AssertionError: P is not in the pretrained model``.
+
+    Args:
+        model_cfg (Mapping): The ``model`` entry of a config.
+
+    Raises:
+        CheckpointError: If a file cannot be read or has nothing under its
+            prefix (the message lists how its keys start).
+    """
+    for init in _pretrained_inits(model_cfg):
+        path, prefix = init.get('checkpoint'), init.get('prefix')
+        if not path or not prefix or '://' in str(path):
+            continue
+        checkpoint = read_checkpoint(path)
+        state_dict = checkpoint.get('state_dict', checkpoint)
+        prefix = prefix if prefix.endswith('.') else prefix + '.'
+        if not any(str(key).startswith(prefix) for key in state_dict):
+            starts = sorted({str(key).split('.', 1)[0] + '.'
+                             for key in state_dict})
+            raise CheckpointError(
+                path, f"has no weights under init_cfg's prefix '{prefix}' "
+                f'(its keys start with {_examples(starts)}); use one of '
+                'those, or no prefix for weights of the module alone')
