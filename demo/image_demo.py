@@ -85,15 +85,12 @@ def read_image(path: str) -> np.ndarray:
     Raises:
         ValueError: If it cannot be decoded.
     """
-    import mmcv
-    try:
-        image = mmcv.imread(path, channel_order='rgb')
-    except Exception as e:  # noqa: BLE001 - any decoder failure
-        raise ValueError(f'cannot read image {path}: {e}') from e
+    import cv2
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         raise ValueError(f'cannot read image {path}: not an image file, or '
                          'corrupt')
-    return image
+    return image[:, :, ::-1]
 
 
 def pick_device(device: str | None) -> str:
@@ -120,6 +117,10 @@ def upscale(image: np.ndarray, size: int = 256) -> int:
     """Integer factor that brings a small image near ``size`` pixels, so
     that the text drawn under it fits and reads."""
     return max(1, -(-size // max(image.shape[:2])))
+
+
+def percent(share: float) -> str:
+    return f'{100 * share:.1f}%' if share >= 0.0005 else '<0.1%'
 
 
 def class_names(meta: dict | None, num: int) -> list[str]:
@@ -152,13 +153,19 @@ def detection(args, cfg, checkpoint: str) -> Callable:
                                   pred_score_thr=args.score_thr,
                                   out_file=out_file)
         instances = sample.pred_instances
-        keep = instances.scores >= args.score_thr
-        found = [f'{classes[int(label)]} {float(score):.2f}'
-                 for label, score in zip(instances.labels[keep],
-                                         instances.scores[keep])]
-        return (f'{len(found)} boxes scoring >= {args.score_thr:g}' +
-                (': ' + ', '.join(found[:8]) +
-                 (', ...' if len(found) > 8 else '') if found else ''))
+        instances = instances[instances.scores >= args.score_thr]
+        summary = f'{len(instances)} boxes scoring >= {args.score_thr:g}'
+        if len(instances):
+            names = [classes[int(label)] for label in instances.labels]
+            counts = sorted({name: names.count(name)
+                             for name in names}.items(),
+                            key=lambda item: -item[1])
+            best = instances.scores.argsort(descending=True)[:3]
+            summary += (' (' + ', '.join(f'{n} {c}' for n, c in counts) +
+                        '); best: ' + ', '.join(
+                            f'{names[int(i)]} {float(instances.scores[i]):.2f}'
+                            for i in best))
+        return summary
 
     return run
 
@@ -205,7 +212,7 @@ def segmentation(args, cfg, checkpoint: str) -> Callable:
         ids, counts = labels.unique(return_counts=True)
         order = counts.argsort(descending=True)
         shares = [f'{meta["classes"][int(ids[i])]} '
-                  f'{100 * float(counts[i]) / labels.numel():.1f}%'
+                  f'{percent(float(counts[i]) / labels.numel())}'
                   for i in order]
         return (f'{labels.shape[1]}x{labels.shape[0]} label map, '
                 f'{len(shares)} classes: ' + ', '.join(shares[:8]) +
@@ -225,7 +232,9 @@ def classification(args, cfg, checkpoint: str) -> Callable:
 
     def run(path: str, image: np.ndarray, out_file: str) -> str:
         import mmcv
-        sample = inferencer(path, return_datasamples=True)[0]
+        # its __call__ always draws a progress bar over the summary lines
+        data = next(iter(inferencer.preprocess([path], batch_size=1)))
+        sample = inferencer.forward(data)[0]
         scores = sample.pred_score.float()
         classes = list(inferencer.classes or range(len(scores)))
         top = scores.topk(min(args.topk, len(scores)))

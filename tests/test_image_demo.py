@@ -92,7 +92,7 @@ def test_segmentation_label_map_with_legend(trained_seg, toy_ade, tmp_path):
     for line, image in zip(lines, images):
         h, w = cv2.imread(image).shape[:2]
         assert f'{w}x{h} label map' in line
-        shares = [float(part.rsplit(' ', 1)[1].rstrip('%'))
+        shares = [float(part.rsplit(' ', 1)[1].strip('<%'))
                   for part in line.split('classes: ')[1].split(' -> ')[0]
                   .split(', ')]
         assert abs(sum(shares) - 100) < 0.5
