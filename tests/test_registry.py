@@ -1,10 +1,13 @@
 """AFFNet resolves as ``mmaff.AFFNet`` everywhere and as ``AFFNet`` under
 the mmdet, mmseg and mmpretrain default scopes."""
+import glob
 import json
+import os.path as osp
+import re
 import textwrap
 
 import pytest
-from helpers import OFFICIAL_PARAMS, classifier_config, run_python
+from helpers import OFFICIAL_PARAMS, ROOT, classifier_config, run_python
 from mmengine import Config
 from mmengine.registry import DefaultScope
 
@@ -80,3 +83,24 @@ def test_prefixed_name_needs_no_import_plain_name_needs_custom_imports():
     # mmdet was asked first for the plain name: nothing had imported mmaff.
     assert found['mmdet:AFFNet'].startswith('KeyError')
     assert 'not in the mmdet::model registry' in found['mmdet:AFFNet']
+
+
+@pytest.mark.parametrize(
+    'path',
+    sorted(
+        osp.relpath(p, ROOT)
+        for p in glob.glob(osp.join(ROOT, 'configs', '*', '*.py'))))
+def test_auto_scale_lr_base_is_the_batch_the_lr_is_for(path):
+    """``train.py --auto-scale-lr`` scales from ``base_batch_size``: the
+    total batch of the name's ``NxB`` (RetinaNet: mmdet's 8x2), or, for a
+    toy config, its one process's batch."""
+    cfg = Config.fromfile(osp.join(ROOT, path))
+    name = osp.basename(path)
+    if name.endswith('_toy.py'):
+        expected = cfg.train_dataloader.batch_size
+    elif name.startswith('retinanet_'):
+        expected = 16
+    else:
+        gpus, per_gpu = re.search(r'_(\d+)xb(\d+)', name).groups()
+        expected = int(gpus) * int(per_gpu)
+    assert cfg.auto_scale_lr.base_batch_size == expected

@@ -59,7 +59,8 @@ param_scheduler = [
 ]
 default_hooks = dict(
     logger=dict(interval=5), checkpoint=dict(interval=5, max_keep_ckpts=2))
-auto_scale_lr = dict(enable=False)
+# the toy lr is for one process x 8 images (--auto-scale-lr scales from it)
+auto_scale_lr = dict(enable=False, base_batch_size=8)
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

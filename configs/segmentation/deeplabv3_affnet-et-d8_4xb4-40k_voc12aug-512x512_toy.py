@@ -77,3 +77,5 @@ val_dataloader = dict(
         ann_file='ImageSets/Segmentation/val.txt',
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
+# the toy lr is for one process x 4 images (--auto-scale-lr scales from it)
+auto_scale_lr = dict(enable=False, base_batch_size=4)

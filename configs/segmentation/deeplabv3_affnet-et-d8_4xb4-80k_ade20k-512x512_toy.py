@@ -74,3 +74,5 @@ val_dataloader = dict(
             seg_map_path='annotations/validation'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
+# the toy lr is for one process x 4 images (--auto-scale-lr scales from it)
+auto_scale_lr = dict(enable=False, base_batch_size=4)
