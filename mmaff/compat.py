@@ -41,7 +41,6 @@ import importlib.metadata
 import importlib.util
 import os
 import pickle
-import subprocess
 import sys
 import warnings
 from collections.abc import Callable
@@ -274,9 +273,9 @@ def _slurm_environment(port=None) -> None:
     the task's slurm variables, as mmengine 0.10.7's ``_init_dist_slurm``
     does before its CUDA-only ``set_device``.
 
-    ``MASTER_ADDR`` is the first host of ``SLURM_NODELIST`` (``scontrol show
-    hostname``) unless already set; ``MASTER_PORT`` is ``port``, else the
-    environment's, else 29500.
+    ``MASTER_ADDR`` must be set already (to the first host of
+    ``SLURM_NODELIST``: ``scontrol show hostname``, which the tools run);
+    ``MASTER_PORT`` is ``port``, else the environment's, else 29500.
 
     Args:
         port (int, optional): ``env_cfg.dist_cfg.port`` of the config, which
@@ -284,7 +283,7 @@ def _slurm_environment(port=None) -> None:
 
     Raises:
         RuntimeError: If a slurm variable is missing (the script was not
-            started by srun) or ``scontrol`` gives no host.
+            started by srun) or ``MASTER_ADDR`` is not set.
     """
     missing = [
         k for k in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST')
@@ -295,18 +294,12 @@ def _slurm_environment(port=None) -> None:
             f'launcher=slurm needs {missing} in the environment: start the '
             'script with srun (see tools/slurm_train.sh)')
     if 'MASTER_ADDR' not in os.environ:
-        node_list = os.environ['SLURM_NODELIST']
-        try:
-            hosts = subprocess.run(['scontrol', 'show', 'hostname', node_list],
-                                   capture_output=True, text=True,
-                                   check=True).stdout.split()
-        except (OSError, subprocess.CalledProcessError) as e:
-            raise RuntimeError(f'launcher=slurm: `scontrol show hostname '
-                               f'{node_list}` failed: {e}') from e
-        if not hosts:
-            raise RuntimeError(f'launcher=slurm: `scontrol show hostname '
-                               f'{node_list}` printed no host')
-        os.environ['MASTER_ADDR'] = hosts[0]
+        # resolving SLURM_NODELIST needs `scontrol`: the tools do it
+        # (tools/cli_common.py), the library only reads the result
+        raise RuntimeError(
+            'launcher=slurm needs MASTER_ADDR, the first host of '
+            '`scontrol show hostname $SLURM_NODELIST`; tools/train.py and '
+            'tools/test.py set it')
     if port is not None:
         os.environ['MASTER_PORT'] = str(port)
     os.environ.setdefault('MASTER_PORT', '29500')

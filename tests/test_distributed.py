@@ -14,7 +14,15 @@ import sys
 import pytest
 import torch
 import torch.distributed as dist
-from helpers import ROOT, free_port, run, schedule, success_log, toy_options
+from helpers import (
+    ROOT,
+    free_port,
+    import_file,
+    run,
+    schedule,
+    success_log,
+    toy_options,
+)
 from mmengine.config import Config
 
 from mmaff import compat
@@ -162,8 +170,9 @@ def train_options(data_root: str) -> list[str]:
 def test_prepare_cpu_distributed_takes_slurm_environment(
         fake_slurm, monkeypatch):
     """F3 for slurm in-process: torch's variables from a task's slurm ones
-    (the master is the node list's first host, the port the config's
-    ``env_cfg.dist_cfg.port`` as mmengine allows), then a gloo group."""
+    (the master is the node list's first host, which the tools look up,
+    the port the config's ``env_cfg.dist_cfg.port`` as mmengine allows),
+    then a gloo group."""
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     port = free_port()
     for key, value in dict(SLURM_PROCID='0', SLURM_NTASKS='1',
@@ -174,7 +183,9 @@ def test_prepare_cpu_distributed_takes_slurm_environment(
     cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl', port=port)),
                       model=dict(type='Toy')))
     assert not dist.is_initialized()
+    cli_common = import_file(osp.join(ROOT, 'tools', 'cli_common.py'))
     try:
+        cli_common.set_slurm_master_addr()
         assert compat.prepare_cpu_distributed(cfg, 'slurm') is True
         assert dist.get_backend() == 'gloo'
         assert (dist.get_rank(), dist.get_world_size()) == (0, 1)

@@ -7,6 +7,7 @@ this module as ``cli_common``.
 import argparse
 import contextlib
 import os
+import subprocess
 from collections.abc import Iterator
 
 from mmengine.config import Config, DictAction
@@ -47,6 +48,32 @@ def tool_parser(description: str,
     return parser
 
 
+def set_slurm_master_addr() -> None:
+    """For ``--launcher slurm``: set ``MASTER_ADDR`` to the first host of
+    the job's node list, as mmengine's slurm start-up does, unless it is
+    set or this is no srun task (then
+    :func:`mmaff.compat.prepare_cpu_distributed` names what is missing).
+
+    Raises:
+        RuntimeError: If ``scontrol show hostname`` fails or names no
+            host.
+    """
+    node_list = os.environ.get('SLURM_NODELIST')
+    if 'MASTER_ADDR' in os.environ or node_list is None:
+        return
+    command = ['scontrol', 'show', 'hostname', node_list]
+    try:
+        hosts = subprocess.run(command, capture_output=True, text=True,
+                               check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise RuntimeError(f'launcher=slurm: `{" ".join(command)}` failed: '
+                           f'{e}') from e
+    if not hosts:
+        raise RuntimeError(f'launcher=slurm: `{" ".join(command)}` printed '
+                           'no host')
+    os.environ['MASTER_ADDR'] = hosts[0]
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     """The config of ``args.config`` with the options of
     :func:`tool_parser` applied (see
@@ -60,6 +87,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     """
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if args.launcher == 'slurm':
+        set_slurm_master_addr()
     return load_config(args.config, args.cfg_options, args.work_dir,
                        args.launcher)
 
