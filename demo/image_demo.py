@@ -113,12 +113,6 @@ def output_names(images: list[str]) -> list[str]:
     return names
 
 
-def upscale(image: np.ndarray, size: int = 256) -> int:
-    """Integer factor that brings a small image near ``size`` pixels, so
-    that the text drawn under it fits and reads."""
-    return max(1, -(-size // max(image.shape[:2])))
-
-
 def percent(share: float) -> str:
     return f'{100 * share:.1f}%' if share >= 0.0005 else '<0.1%'
 
@@ -129,19 +123,21 @@ def class_names(meta: dict | None, num: int) -> list[str]:
 
 
 # --------------------------------------------------------------------------
-# One function per task: (args, config, checkpoint) -> a function of
-# (image file, its RGB pixels, output file) that runs the model through the
-# task's Inferencer (which reads the file with the config's test pipeline),
-# writes the overlay and returns the summary line.
+# One function per task: (args, config, checkpoint) -> the model and a
+# function of (image file, its RGB pixels, output file) that runs the model
+# through the task's Inferencer (which reads the file with the config's test
+# pipeline), writes the overlay and returns the summary line.
+
+#: Small images are drawn enlarged to this size, so that the text fits.
+MIN_SIZE = 256
 
 
-def detection(args, cfg, checkpoint: str) -> Callable:
+def detection(args, cfg,
+              checkpoint: str) -> tuple[torch.nn.Module, Callable]:
     from mmdet.apis import DetInferencer
     inferencer = DetInferencer(
         model=cfg, weights=checkpoint, device=args.device,
         show_progress=False)
-    check_model_fits(inferencer.model, read_checkpoint(checkpoint),
-                     checkpoint, hint=None)
     visualizer = inferencer.visualizer
     classes = class_names(inferencer.model.dataset_meta,
                           cfg.model.bbox_head.num_classes)
@@ -167,20 +163,20 @@ def detection(args, cfg, checkpoint: str) -> Callable:
                             for i in best))
         return summary
 
-    return run
+    return inferencer.model, run
 
 
-def segmentation(args, cfg, checkpoint: str) -> Callable:
+def segmentation(args, cfg,
+                 checkpoint: str) -> tuple[torch.nn.Module, Callable]:
     from mmseg.apis import MMSegInferencer
 
     from mmaff.visualization import SegOverlayVisualizer
     inferencer = MMSegInferencer(model=cfg, weights=checkpoint,
                                  device=args.device)
     inferencer.show_progress = False
-    check_model_fits(inferencer.model, read_checkpoint(checkpoint),
-                     checkpoint, hint=None)
     meta = inferencer.model.dataset_meta
-    visualizer = SegOverlayVisualizer(name='image_demo', alpha=0.6)
+    visualizer = SegOverlayVisualizer(name='image_demo', alpha=0.6,
+                                      min_size=MIN_SIZE)
     # not through __init__: mmseg 1.2.2 passes classes and palette on to
     # set_dataset_meta swapped
     visualizer.dataset_meta = dict(classes=meta['classes'],
@@ -195,18 +191,11 @@ def segmentation(args, cfg, checkpoint: str) -> Callable:
 
     def run(path: str, image: np.ndarray, out_file: str) -> str:
         import mmcv
-        from mmengine.structures import PixelData
 
         from mmaff.visualization import add_caption
         sample = inferencer(path, return_datasamples=True)
         labels = sample.pred_sem_seg.data[0]
-        scale = upscale(image)
-        big = sample.clone()
-        big.pred_sem_seg = PixelData(data=labels.repeat_interleave(
-            scale, 0).repeat_interleave(scale, 1)[None])
-        visualizer.add_datasample(
-            'image', image.repeat(scale, 0).repeat(scale, 1), big,
-            draw_gt=False)
+        visualizer.add_datasample('image', image, sample, draw_gt=False)
         mmcv.imwrite(add_caption(visualizer.get_image(), caption)[:, :, ::-1],
                      out_file)
         ids, counts = labels.unique(return_counts=True)
@@ -218,17 +207,16 @@ def segmentation(args, cfg, checkpoint: str) -> Callable:
                 f'{len(shares)} classes: ' + ', '.join(shares[:8]) +
                 (', ...' if len(shares) > 8 else ''))
 
-    return run
+    return inferencer.model, run
 
 
-def classification(args, cfg, checkpoint: str) -> Callable:
+def classification(args, cfg,
+                   checkpoint: str) -> tuple[torch.nn.Module, Callable]:
     from mmpretrain.apis import ImageClassificationInferencer
 
-    from mmaff.visualization import add_caption
+    from mmaff.visualization import add_caption, enlarge_factor
     inferencer = ImageClassificationInferencer(
         model=cfg, pretrained=checkpoint, device=args.device)
-    check_model_fits(inferencer.model, read_checkpoint(checkpoint),
-                     checkpoint, hint=None)
 
     def run(path: str, image: np.ndarray, out_file: str) -> str:
         import mmcv
@@ -240,14 +228,14 @@ def classification(args, cfg, checkpoint: str) -> Callable:
         top = scores.topk(min(args.topk, len(scores)))
         lines = [f'{classes[int(i)]} {float(s):.2f}'
                  for s, i in zip(top.values, top.indices)]
-        scale = upscale(image)
+        scale = enlarge_factor(image.shape, MIN_SIZE)
         picture = image.repeat(scale, 0).repeat(scale, 1)
         picture = add_caption(
             picture, [f'{k + 1}. {line}' for k, line in enumerate(lines)])
         mmcv.imwrite(picture[:, :, ::-1], out_file)
         return f'top-{len(lines)}: ' + ', '.join(lines)
 
-    return run
+    return inferencer.model, run
 
 
 def main(argv=None) -> int:
@@ -261,8 +249,11 @@ def main(argv=None) -> int:
             raise ValueError(f'config {args.config} has default_scope '
                              f'{scope!r}; image_demo runs mmdet, mmseg and '
                              'mmpretrain configs')
-        read_checkpoint(args.checkpoint)
-        infer = globals()[TASKS[scope]](args, cfg, args.checkpoint)
+        checkpoint = read_checkpoint(args.checkpoint)
+        model, infer = globals()[TASKS[scope]](args, cfg, args.checkpoint)
+        # the Inferencers load non-strictly: another model's checkpoint
+        # would run with random weights where it does not fit
+        check_model_fits(model, checkpoint, args.checkpoint, hint=None)
     except (OSError, ValueError, CheckpointError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

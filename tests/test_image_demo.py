@@ -3,6 +3,7 @@ checkpoints of each task (fixtures in conftest.py), and its errors."""
 import glob
 import os.path as osp
 import shutil
+import subprocess
 
 import cv2
 import pytest
@@ -16,21 +17,16 @@ def demo(*args):
     return run_python(DEMO, *args)
 
 
-class Result:
-    """What a run of ``image_demo.main`` in this process printed."""
-
-    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def demo_here(capsys, *args) -> Result:
+def demo_here(capsys, *args) -> subprocess.CompletedProcess:
     """``demo`` without a new interpreter: the errors are decided in
     ``main``, which catches them (a traceback would fail the test)."""
     main = import_file(osp.join(ROOT, DEMO)).main
     capsys.readouterr()
-    returncode = main([str(arg) for arg in args])
+    argv = [str(arg) for arg in args]
+    returncode = main(argv)
     captured = capsys.readouterr()
-    return Result(returncode, captured.out, captured.err)
+    return subprocess.CompletedProcess(argv, returncode, captured.out,
+                                       captured.err)
 
 
 def summaries(log: str) -> list[str]:

@@ -69,8 +69,9 @@ def draw_overlays(config: str, checkpoint: str, data_root: str,
     import mmaff  # noqa: F401
     from mmaff.visualization import SegOverlayVisualizer
     model = init_model(config, checkpoint, device='cpu')
+    # the toy images are small: enlarged 2x for viewing
     visualizer = SegOverlayVisualizer(name='demo', alpha=0.6,
-                                      show_input=True)
+                                      show_input=True, min_size=256)
     visualizer.dataset_meta = dict(
         classes=model.dataset_meta['classes'],
         palette=model.dataset_meta['palette'])
@@ -87,13 +88,7 @@ def draw_overlays(config: str, checkpoint: str, data_root: str,
         # reduce_zero_label: 0 ("other") is ignored, classes shift down
         label = np.where(label == 0, 255, label - 1)
         result.gt_sem_seg = PixelData(data=torch.from_numpy(label)[None])
-        # the toy images are small: enlarge for viewing
-        image = cv2.imread(path)[:, :, ::-1].repeat(2, 0).repeat(2, 1)
-        for key in ('gt_sem_seg', 'pred_sem_seg'):
-            data = result.get(key).data
-            setattr(result, key,
-                    PixelData(data=data.repeat_interleave(2, 1)
-                              .repeat_interleave(2, 2)))
+        image = cv2.imread(path)[:, :, ::-1]
         out = osp.join(out_dir, name + '.png')
         visualizer.add_datasample(name, image, result, out_file=out)
         written.append(out)

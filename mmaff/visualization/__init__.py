@@ -4,9 +4,12 @@ also registers the plain name in mmseg's visualizer registry. Without mmseg
 it imports but holds the mmseg-free drawing helpers only."""
 from mmaff.utils.optional import import_error, missing_getattr
 
-from .legend import add_caption, add_legend, add_titles
+from .legend import add_caption, add_legend, add_titles, enlarge_factor
 
-__all__ = ['SegOverlayVisualizer', 'add_caption', 'add_legend', 'add_titles']
+__all__ = [
+    'SegOverlayVisualizer', 'add_caption', 'add_legend', 'add_titles',
+    'enlarge_factor'
+]
 _error = import_error('mmseg')
 if _error is None:
     from mmseg.registry import VISUALIZERS as MMSEG_VISUALIZERS

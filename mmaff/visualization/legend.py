@@ -11,6 +11,20 @@ _ROW = 16  # pixels per line of text
 _SWATCH = 11
 
 
+def enlarge_factor(shape: Sequence[int], min_size: int) -> int:
+    """Whole factor that brings the longer side of a picture of ``shape``
+    (H, W, ...) to at least ``min_size`` pixels; 1 if it is there.
+
+    Args:
+        shape (Sequence[int]): Picture shape, height and width first.
+        min_size (int): Pixels the longer side should have.
+
+    Returns:
+        int: The factor, at least 1.
+    """
+    return max(1, -(-min_size // max(shape[:2])))
+
+
 def _text_width(text: str) -> int:
     return cv2.getTextSize(text, _FONT, _SCALE, _THICKNESS)[0][0]
 

@@ -6,7 +6,7 @@ from mmseg.visualization import SegLocalVisualizer
 
 from mmaff.registry import VISUALIZERS
 
-from .legend import add_legend, add_titles
+from .legend import add_legend, add_titles, enlarge_factor
 
 #: colour of the pixels the data set ignores, in the legend as well
 IGNORE_COLOR = (128, 128, 128)
@@ -44,6 +44,9 @@ class SegOverlayVisualizer(SegLocalVisualizer):
             Defaults to 255 (mmseg's).
         show_input (bool): Put the input image, undrawn, first.
             Defaults to False.
+        min_size (int): Enlarge smaller images (nearest, by a whole
+            factor) until their longer side has this many pixels, so that
+            titles and legend fit. Defaults to 0: drawn at the image size.
         **kwargs: ``SegLocalVisualizer``'s arguments (``name``,
             ``vis_backends``, ``save_dir``, ``classes``, ``palette``,
             ``alpha``...).
@@ -55,10 +58,12 @@ class SegOverlayVisualizer(SegLocalVisualizer):
                  name: str = 'visualizer',
                  ignore_index: int = 255,
                  show_input: bool = False,
+                 min_size: int = 0,
                  **kwargs) -> None:
         super().__init__(name=name, **kwargs)
         self.ignore_index = ignore_index
         self.show_input = show_input
+        self.min_size = min_size
 
     def add_datasample(self,
                        name: str,
@@ -103,11 +108,22 @@ class SegOverlayVisualizer(SegLocalVisualizer):
         if not maps:
             raise ValueError('nothing to draw: the data sample has no '
                              'gt_sem_seg / pred_sem_seg (or drawing is off)')
+        gt = data_sample.gt_sem_seg.data[0] if 'gt_sem_seg' in data_sample \
+            else None
+        factor = enlarge_factor(image.shape, self.min_size)
+        if factor > 1:
+
+            def enlarge(label_map: torch.Tensor) -> torch.Tensor:
+                return label_map.repeat_interleave(
+                    factor, 0).repeat_interleave(factor, 1)
+
+            image = image.repeat(factor, 0).repeat(factor, 1)
+            maps = {key: enlarge(m) for key, m in maps.items()}
+            gt = enlarge(gt) if gt is not None else None
         ignored = None
-        if 'gt_sem_seg' in data_sample:
-            gt = data_sample.gt_sem_seg.data[0]
-            if all(m.shape == gt.shape for m in maps.values()):
-                ignored = (gt == self.ignore_index).cpu().numpy()
+        if gt is not None and all(m.shape == gt.shape
+                                  for m in maps.values()):
+            ignored = (gt == self.ignore_index).cpu().numpy()
         panels, present = [], set()
         for label_map in maps.values():
             label_map = label_map.cpu()
