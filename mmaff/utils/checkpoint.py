@@ -378,6 +378,25 @@ def _count(n: int, what: str) -> str:
     return f'{n} {what}{"" if n == 1 else "es" if what.endswith("h") else "s"}'
 
 
+def _state_dict(checkpoint: Mapping, path: str) -> Mapping:
+    """The state dict of a checkpoint as mmengine finds it: its
+    ``state_dict`` entry, else the checkpoint itself."""
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(
+            path, f'holds a {type(checkpoint).__name__}, not a dict')
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    if not isinstance(state_dict, Mapping):
+        raise CheckpointError(
+            path, f"its 'state_dict' is a {type(state_dict).__name__}, "
+            'not a dict')
+    return state_dict
+
+
+def _dotted(prefix: str) -> str:
+    """A key prefix as mmengine matches it, ending in a dot."""
+    return prefix if prefix.endswith('.') else prefix + '.'
+
+
 def check_model_fits(model: torch.nn.Module,
                      checkpoint: Mapping,
                      path: str,
@@ -411,21 +430,14 @@ def check_model_fits(model: torch.nn.Module,
             keys, a few of each, and the first shape mismatches
             (key, checkpoint shape, model shape).
     """
-    if not isinstance(checkpoint, Mapping):
-        raise CheckpointError(
-            path, f'holds a {type(checkpoint).__name__}, not a dict')
-    state_dict = checkpoint.get('state_dict', checkpoint)
-    if not isinstance(state_dict, Mapping):
-        raise CheckpointError(
-            path, f"its 'state_dict' is a {type(state_dict).__name__}, "
-            'not a dict')
+    state_dict = _state_dict(checkpoint, path)
     for pattern, replacement in revise_keys:
         state_dict = {
             re.sub(pattern, replacement, k): v
             for k, v in state_dict.items()
         }
     if prefix:
-        prefix = prefix if prefix.endswith('.') else prefix + '.'
+        prefix = _dotted(prefix)
         state_dict = {
             k[len(prefix):]: v
             for k, v in state_dict.items() if k.startswith(prefix)
@@ -646,9 +658,8 @@ def check_pretrained_prefixes(model_cfg: Mapping) -> None:
         path, prefix = init.get('checkpoint'), init.get('prefix')
         if not path or not prefix or '://' in str(path):
             continue
-        checkpoint = read_checkpoint(path)
-        state_dict = checkpoint.get('state_dict', checkpoint)
-        prefix = prefix if prefix.endswith('.') else prefix + '.'
+        state_dict = _state_dict(read_checkpoint(path), path)
+        prefix = _dotted(prefix)
         if not any(str(key).startswith(prefix) for key in state_dict):
             starts = sorted({str(key).split('.', 1)[0] + '.'
                              for key in state_dict})
