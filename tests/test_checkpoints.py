@@ -20,7 +20,6 @@ from helpers import (
     run_tool,
     start_tool,
     success_log,
-    train,
 )
 
 import mmaff  # noqa: F401  (installs the loader; F2 for runner checkpoints)
@@ -39,12 +38,11 @@ TOY_CONFIG = 'configs/classification/affnet-et_8xb128_in1k_toy.py'
 CONVERTER = 'tools/model_converters/affnet_official_to_mmaff.py'
 
 
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory, toy_imagenet) -> str:
-    """A runner checkpoint of the toy classifier (one epoch)."""
-    work = tmp_path_factory.mktemp('checkpoint_work')
-    train(TOY_CONFIG, toy_imagenet, work, max_epochs=1)
-    return str(work / 'epoch_1.pth')
+@pytest.fixture
+def trained(trained_cls) -> str:
+    """A runner checkpoint of the toy classifier (one epoch; conftest's,
+    shared with the other tests)."""
+    return trained_cls
 
 
 def one_error(result, *phrases: str) -> str:
