@@ -198,13 +198,25 @@ class AdaptiveFrequencyFilter(BaseModule):
         tiny maps."""
         n, c, h, wf = re.shape
         g, b = self.num_groups, self.group_channels
-        w1, b1, w2, b2 = self._block_weights(re.dtype)
         stacked = torch.cat(
             [re.reshape(n, g, b, h * wf),
              im.reshape(n, g, b, h * wf)], dim=2)
+        return self._stacked_mlp(stacked)
+
+    def _stacked_mlp(self, stacked: torch.Tensor) -> torch.Tensor:
+        """The mask from the stacked (N, G, 2 * b, H * Wf) spectrum (see
+        :meth:`_complex_mlp`), in the same layout."""
+        w1, b1, w2, b2 = self._block_weights(stacked.dtype)
         hidden = self.act(torch.matmul(w1, stacked) + b1)
-        return F.softshrink(
-            torch.matmul(w2, hidden) + b2, self.sparsity_threshold)
+        out = torch.matmul(w2, hidden) + b2
+        if torch.onnx.is_in_onnx_export():
+            # The same values (x - clamp(x) is exactly 0 inside the band),
+            # as Clip + Sub instead of the Abs, Greater, Sign, Mul, Sub, Mul
+            # and Where that softshrink exports to; eager keeps the single
+            # fused kernel, which is faster there.
+            t = self.sparsity_threshold
+            return out - out.clamp(-t, t)
+        return F.softshrink(out, self.sparsity_threshold)
 
     def _spectrum_and_mask(
             self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -219,7 +231,16 @@ class AdaptiveFrequencyFilter(BaseModule):
     def _dft_matrices(self, h: int, w: int, dtype: torch.dtype,
                       device: torch.device) -> tuple[torch.Tensor, ...]:
         """Real matrices of the ortho-normalised 2-D real DFT and its inverse
-        for an ``h x w`` map, cached per size, dtype and device."""
+        for an ``h x w`` map, cached per size, dtype and device.
+
+        Complex rows are kept as pairs of real rows (real, imaginary)
+        interleaved along H, so that each step of the 2-D transform is one
+        matrix product and the steps meet by free reshapes: ``(H, 2 * Wf)``
+        rows ``[re | im]`` are the same memory as ``(2 * H, Wf)`` rows
+        ``re_0, im_0, re_1, ...``. Returns the forward real DFT along W
+        ``(W, 2 * Wf)``, the forward and inverse complex DFTs along H
+        ``(2 * H, 2 * H)`` and the inverse real (c2r) DFT along W
+        ``(2 * Wf, W)``."""
         key = (h, w, dtype, device)
         if key not in self._dft_cache:
             wf = w // 2 + 1
@@ -228,41 +249,57 @@ class AdaptiveFrequencyFilter(BaseModule):
                 torch.arange(w, **f64), torch.arange(wf, **f64)) / w
             ang_h = 2 * math.pi * torch.outer(
                 torch.arange(h, **f64), torch.arange(h, **f64)) / h
+            cw, sw = ang_w.cos() / math.sqrt(w), ang_w.sin() / math.sqrt(w)
+            ch, sh = ang_h.cos() / math.sqrt(h), ang_h.sin() / math.sqrt(h)
             # c2r: the bins other than DC and Nyquist stand for a conjugate
             # pair; the imaginary parts of DC and Nyquist are ignored.
             weight = torch.full((wf, 1), 2., **f64)
             weight[0] = 1.
             if w % 2 == 0:
                 weight[-1] = 1.
+
+            def interleave(a, b, c, d):
+                # rows 2k / 2k + 1 and columns 2j / 2j + 1 of [[a, b], [c, d]]
+                return torch.stack([torch.stack([a, b], -1),
+                                    torch.stack([c, d], -1)],
+                                   1).reshape(2 * h, 2 * h)
+
             mats = (
-                ang_w.cos() / math.sqrt(w),  # x -> real part along W
-                ang_w.sin() / math.sqrt(w),  # x -> -imaginary part
-                ang_h.cos() / math.sqrt(h),  # complex DFT along H
-                ang_h.sin() / math.sqrt(h),
-                weight * ang_w.T.cos() / math.sqrt(w),  # inverse along W
-                weight * ang_w.T.sin() / math.sqrt(w),
+                # x -> [re | im] along W: e^{-i theta} = cos - i sin
+                torch.cat([cw, -sw], dim=1),
+                # complex DFT along H: (re, im) -> (ch re + sh im,
+                # ch im - sh re), and its inverse (sh -> -sh)
+                interleave(ch, sh, -sh, ch),
+                interleave(ch, -sh, sh, ch),
+                # [re | im] -> real output along W
+                torch.cat([weight * cw.T, -weight * sw.T], dim=0),
             )
             self._dft_cache[key] = tuple(m.to(dtype) for m in mats)
         return self._dft_cache[key]
 
     def _filter_matmul(self, x: torch.Tensor) -> torch.Tensor:
         """The filter with the DFTs as real matrix products (no complex
-        tensors, no FFT op): exports to any ONNX runtime."""
-        h, w = x.shape[-2:]
-        cw, sw, ch, sh, icw, isw = self._dft_matrices(h, w, x.dtype,
-                                                      x.device)
-        # rfft along W, then the complex DFT along H
-        rw, iw = x @ cw, -(x @ sw)
-        re, im = ch @ rw + sh @ iw, ch @ iw - sh @ rw
-        mask = self._complex_mlp(re, im)
-        b = self.group_channels
-        mask_re = mask[:, :, :b].reshape(re.shape)
-        mask_im = mask[:, :, b:].reshape(re.shape)
-        y_re = mask_re * re - mask_im * im
-        y_im = mask_re * im + mask_im * re
-        # inverse complex DFT along H, then the c2r transform along W
-        z_re, z_im = ch @ y_re - sh @ y_im, ch @ y_im + sh @ y_re
-        return z_re @ icw - z_im @ isw
+        tensors, no FFT op): exports to any ONNX runtime.
+
+        Four matrix products in all (see :meth:`_dft_matrices`); the only
+        copies are the two layout changes between the transform's
+        (re, im)-per-row layout and the MLP's per-group one."""
+        n, c, h, w = x.shape
+        g, b = self.num_groups, self.group_channels
+        wf = w // 2 + 1
+        fwd_w, fwd_h, inv_h, inv_w = self._dft_matrices(
+            h, w, x.dtype, x.device)
+        spec = fwd_h @ (x @ fwd_w).reshape(n, c, 2 * h, wf)
+        # (N, G, b, H, re/im, Wf) -> the MLP's (N, G, re/im, b, H * Wf)
+        stacked = spec.reshape(n, g, b, h, 2, wf).permute(
+            0, 1, 4, 2, 3, 5).reshape(n, g, 2 * b, h * wf)
+        mask = self._stacked_mlp(stacked)
+        re, im = stacked[:, :, :b], stacked[:, :, b:]
+        mask_re, mask_im = mask[:, :, :b], mask[:, :, b:]
+        y_re = (mask_re * re - mask_im * im).reshape(n, g, b, h, 1, wf)
+        y_im = (mask_re * im + mask_im * re).reshape(n, g, b, h, 1, wf)
+        y = torch.cat([y_re, y_im], dim=4).reshape(n, c, 2 * h, wf)
+        return (inv_h @ y).reshape(n, c, h, 2 * wf) @ inv_w
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
         """The adaptive frequency mask for ``x``.
