@@ -1,122 +1,196 @@
-"""Export an mmaff model to ONNX and check it with onnxruntime.
+"""Export an mmaff model to ONNX and check it against PyTorch.
 
     python tools/deployment/export_onnx.py CONFIG [--checkpoint CKPT]
-        [--shape 256 [256]] [--dft fft|matmul] [--out model.onnx]
+        [--postprocess [--score-thr T] [--max-det K]] [--shape H [W]]
+        [--batch-size N] [--dynamic batch shape] [--backend onnxruntime]
+        [--dft fft|matmul] [--out model.onnx]
 
-Exports the tensor forward of the config's model (classifier logits,
+Without ``--postprocess`` it exports the tensor forward (classifier logits,
 detector head maps, segmentor logits; ``--backbone-only`` for the backbone
-features) for a fixed input size, runs the ONNX model with onnxruntime on
-the same random input and prints the largest absolute difference to
-PyTorch.
+features). With it, what users ship: detectors give final detections
+(``dets`` (N, max_det, 5): boxes in input pixels and scores after the score
+threshold and NMS, padded with zeros; ``labels`` (N, max_det), -1 in the
+padding), segmentors the label map at the input size (``label_map``
+(N, H, W)), classifiers probabilities (``probs`` (N, classes)).
 
-``--dft fft`` keeps torch.fft, exported as ONNX ``DFT`` (opset >= 17; needs
-the dynamo exporter, since the TorchScript exporter has no rule for
-``fft_rfft2``). ``--dft matmul`` switches every AFF filter to real DFT
-matrices (``mmaff.models.set_dft_mode``): no complex tensors and no ``DFT``
-op, for runtimes that lack it (mobile), with either exporter.
+The input size defaults to the config's test size (see
+``mmaff.deployment.pipeline.default_input_shape``); static unless
+``--dynamic`` names the batch and/or H x W. The exported model runs in the
+runtime on a random input and is compared with PyTorch before the tool
+reports success.
+
+``--dft`` defaults to the mode that runs fastest in ``--backend``
+(``matmul``: real DFT matrices, no ``DFT`` op); ``fft`` keeps torch.fft
+as ONNX ``DFT`` (the dynamo exporter only), which dynamic H x W needs.
 """
 import argparse
 import os.path as osp
 import sys
+import traceback
 
 import numpy as np
 import torch
 from mmengine.config import DictAction
 
 import mmaff  # noqa: F401  (registers AFFNet)
-from mmaff.models import DFT_MODES, set_dft_mode
-from mmaff.utils.runner_setup import (
-    TensorForward,
-    build_model_from_config,
-    read_config,
+from mmaff.deployment.export import (
+    DYNAMIC_AXES,
+    FASTEST_DFT_MODE,
+    choose_dft_mode,
+    export_onnx,
+    flatten_outputs,
 )
+from mmaff.deployment.inference import dataset_meta
+from mmaff.deployment.pipeline import default_input_shape
+from mmaff.models import DFT_MODES
+from mmaff.utils.checkpoint import CheckpointError, read_checkpoint
+from mmaff.utils.runner_setup import build_model_from_config, read_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config', help='config file path')
+    parser.add_argument('config', help='config file (or shipped config name)')
     parser.add_argument('--checkpoint', help='weights to load (optional)')
-    parser.add_argument('--shape', type=int, nargs='+', default=[256],
-                        help='input H [W]')
+    parser.add_argument(
+        '--postprocess', action='store_true',
+        help='export the end-to-end model: detections after NMS, label '
+        'maps, probabilities')
+    parser.add_argument('--score-thr', type=float, default=None,
+                        help='detectors: default the config\'s '
+                        'test_cfg.score_thr')
+    parser.add_argument('--max-det', type=int, default=None,
+                        help='detectors: detections per image; default the '
+                        'config\'s test_cfg.max_per_img')
+    parser.add_argument('--shape', type=int, nargs='+', default=None,
+                        help='input H [W]; default the config\'s test size')
     parser.add_argument('--batch-size', type=int, default=1)
-    parser.add_argument('--dft', choices=DFT_MODES, default='fft')
+    parser.add_argument('--dynamic', nargs='+', choices=DYNAMIC_AXES,
+                        default=[], help='let the batch and/or H x W vary')
+    parser.add_argument('--backend', choices=sorted(FASTEST_DFT_MODE),
+                        default='onnxruntime',
+                        help='runtime to target and to check with')
+    parser.add_argument('--dft', choices=DFT_MODES, default=None,
+                        help='default: the faster mode in --backend')
     parser.add_argument('--out', default=None, help='ONNX file to write')
     parser.add_argument('--opset', type=int, default=18)
-    parser.add_argument(
-        '--exporter',
-        choices=['dynamo', 'torchscript'],
-        default=None,
-        help='default: dynamo (required for --dft fft)')
+    parser.add_argument('--exporter', choices=['dynamo', 'torchscript'],
+                        default='dynamo')
     parser.add_argument('--backbone-only', action='store_true')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parser.add_argument('--atol', type=float, default=1e-4,
-                        help='fail if the onnxruntime output differs more')
+                        help='fail if the runtime output differs more')
     return parser.parse_args(argv)
 
 
-def flatten(outputs) -> list[torch.Tensor]:
-    if isinstance(outputs, torch.Tensor):
-        return [outputs]
-    flat = []
-    for item in outputs:
-        flat += flatten(item)
-    return flat
+def class_names(cfg, checkpoint: str | None) -> list[str] | None:
+    """The classes the checkpoint was trained on (its meta), else those of
+    the config's test set, for the export's metadata."""
+    if checkpoint:
+        meta = read_checkpoint(checkpoint).get('meta') or {}
+        classes = (meta.get('dataset_meta') or {}).get('classes')
+        if classes:
+            return list(classes)
+    try:
+        return dataset_meta(cfg).get('classes')
+    except (AttributeError, KeyError):
+        return None  # a config without a test set
 
 
-def export(wrapper: torch.nn.Module, inputs: torch.Tensor, path: str,
-           opset: int, dynamo: bool) -> None:
-    torch.onnx.export(
-        wrapper, (inputs, ),
-        path,
-        input_names=['input'],
-        opset_version=opset,
-        dynamo=dynamo,
-        external_data=False)
+def compare(task: str, postprocess: bool, actual: list[np.ndarray],
+            expected: list[np.ndarray], atol: float) -> tuple[float, str]:
+    """The largest difference between runtime and PyTorch outputs and a
+    description of it. Label outputs count differing entries instead."""
+    if not postprocess or task == 'classification':
+        diff = max(float(np.abs(a - e).max())
+                   for a, e in zip(actual, expected))
+        return diff, f'max abs diff {diff:.3e}'
+    if task == 'segmentation':
+        share = float((actual[0] != expected[0]).mean())
+        return share, f'{100 * share:.3f}% of pixels differ'
+    # Detections: equal scores may come out in another order, so each
+    # runtime detection must have a PyTorch one of the same label within
+    # atol (boxes, score) in the same image.
+    (dets, labels), (ref_dets, ref_labels) = actual, expected
+    worst = 0.
+    for image in range(dets.shape[0]):
+        for det, label in zip(dets[image], labels[image]):
+            gap = np.abs(ref_dets[image] - det).max(axis=1)
+            gap[ref_labels[image] != label] = np.inf
+            worst = max(worst, float(gap.min()))
+    return worst, f'largest gap to a matching PyTorch detection {worst:.3e}'
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if len(args.shape) not in (1, 2):
-        raise SystemExit('error: --shape takes H or H W')
-    h, w = (args.shape * 2)[:2]
-    exporter = args.exporter or 'dynamo'
-    if args.dft == 'fft' and exporter == 'torchscript':
-        raise SystemExit('error: the TorchScript exporter cannot export FFTs '
-                         '(no rule for aten::fft_rfft2); use --exporter '
-                         'dynamo or --dft matmul')
     try:
+        if args.shape is not None and len(args.shape) not in (1, 2):
+            raise ValueError('--shape takes H or H W')
+        if args.backbone_only and args.postprocess:
+            raise ValueError('--backbone-only and --postprocess exclude each '
+                             'other')
+        if args.dft is None:
+            dft, why = choose_dft_mode(args.backend, tuple(args.dynamic))
+        else:
+            dft, why = args.dft, 'as asked'
+        if args.exporter == 'torchscript' and dft == 'fft':
+            raise ValueError('the TorchScript exporter cannot export FFTs (no '
+                             'rule for aten::fft_rfft2); use --exporter '
+                             'dynamo or --dft matmul')
         cfg = read_config(args.config, args.cfg_options)
-    except FileNotFoundError as e:
-        raise SystemExit(f'error: {e}') from e
-    model = build_model_from_config(cfg, args.checkpoint)
-    switched = set_dft_mode(model, args.dft)
-    wrapper = TensorForward(model, args.backbone_only).eval()
-    inputs = torch.rand(args.batch_size, 3, h, w)
-    with torch.no_grad():
-        expected = [t.numpy() for t in flatten(wrapper(inputs))]
-    out = args.out or osp.splitext(osp.basename(args.config))[0] + \
-        f'_{args.dft}.onnx'
-    export(wrapper, inputs, out, args.opset, exporter == 'dynamo')
-
-    import onnxruntime as ort
-    session = ort.InferenceSession(out, providers=['CPUExecutionProvider'])
-    feed = {session.get_inputs()[0].name: inputs.numpy()}
-    actual = session.run(None, feed)
-    if len(actual) != len(expected):
-        print(f'error: onnxruntime returned {len(actual)} outputs, PyTorch '
-              f'{len(expected)}', file=sys.stderr)
+        shape = (tuple((args.shape * 2)[:2]) if args.shape else
+                 default_input_shape(cfg))
+        model = build_model_from_config(cfg, args.checkpoint)
+        print(f'DFT mode {dft}: {why}')
+        out = args.out or osp.splitext(osp.basename(args.config))[0] + \
+            ('_end2end' if args.postprocess else '') + f'_{dft}.onnx'
+        classes = class_names(cfg, args.checkpoint)
+        export_args = (model, out, shape)
+        export_kwargs = dict(
+            batch_size=args.batch_size, postprocess=args.postprocess,
+            backbone_only=args.backbone_only, dynamic=tuple(args.dynamic),
+            dft_mode=dft, opset=args.opset, exporter=args.exporter,
+            classes=classes, score_thr=args.score_thr, max_det=args.max_det)
+    except (OSError, ValueError, CheckpointError) as e:
+        print(f'error: {e}', file=sys.stderr)
         return 1
-    diff = max(float(np.abs(a - e).max()) for a, e in zip(actual, expected))
+    try:
+        module, inputs = export_onnx(*export_args, **export_kwargs)
+    except ValueError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    except Exception as e:  # noqa: BLE001 (the exporters raise anything)
+        # the exporter's own report first, the one-line summary last
+        traceback.print_exc()
+        message = str(e).strip().splitlines()
+        print(f'error: the ONNX export failed: {type(e).__name__}: '
+              f'{message[0] if message else ""}', file=sys.stderr)
+        return 1
+    from mmaff.deployment.end_to_end import task_of
+    from mmaff.deployment.runtime import RuntimeSession
+    with torch.no_grad():
+        expected = [t.numpy() for t in flatten_outputs(module(inputs))]
+    session = RuntimeSession(out, args.backend)
+    actual = session(inputs.numpy())
+    if len(actual) != len(expected):
+        print(f'error: {args.backend} returned {len(actual)} outputs, '
+              f'PyTorch {len(expected)}', file=sys.stderr)
+        return 1
     import onnx
     ops = sorted({n.op_type for n in onnx.load(out).graph.node})
-    print(f'exported {out} ({exporter} exporter, opset {args.opset}, dft='
-          f'{args.dft}, {switched} AFF filters, input '
-          f'{tuple(inputs.shape)})')
+    print(f'exported {out} ({args.exporter} exporter, opset {args.opset}, '
+          f'dft={dft}, input {tuple(inputs.shape)}'
+          f'{", dynamic " + " ".join(args.dynamic) if args.dynamic else ""})')
+    print('outputs: ' + ', '.join(
+        f'{name} {tuple(a.shape)} {a.dtype}'
+        for name, a in zip(session.output_names, actual)))
     print(f'ONNX ops: {", ".join(ops)}')
-    print(f'max abs diff onnxruntime vs PyTorch: {diff:.3e} over '
-          f'{len(actual)} output(s)')
-    if diff > args.atol:
-        print(f'error: difference above --atol {args.atol}', file=sys.stderr)
+    task = task_of(model)
+    diff, text = compare(task, args.postprocess, actual, expected, args.atol)
+    print(f'{args.backend} vs PyTorch: {text} over {len(actual)} output(s)')
+    limit = 0.001 if args.postprocess and task == 'segmentation' else \
+        args.atol
+    if diff > limit:
+        print(f'error: difference above {limit}', file=sys.stderr)
         return 1
     return 0
 

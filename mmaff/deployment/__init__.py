@@ -1,0 +1,1 @@
+"""Deployment: end-to-end export wrappers and runtime helpers."""

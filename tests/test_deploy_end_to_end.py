@@ -1,0 +1,225 @@
+"""End-to-end deployment: exports with post-processing
+(tools/deployment/export_onnx.py --postprocess, mmaff.deployment) and the
+runtime inference tool (tools/deployment/onnx_inference.py) against
+PyTorch on toy-trained checkpoints."""
+import re
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from conftest import TOY_CONFIGS
+from helpers import run_python
+
+from mmaff.deployment.end_to_end import DetectorEndToEnd
+from mmaff.deployment.export import (
+    FASTEST_DFT_MODE,
+    export_onnx,
+    read_metadata,
+)
+from mmaff.deployment.inference import ExportedModel
+from mmaff.deployment.runtime import RuntimeSession
+from mmaff.utils.runner_setup import build_model_from_config, read_config
+
+RETINANET = 'configs/detection/retinanet_affnet-et_fpn_1x_coco_toy.py'
+
+
+@pytest.mark.parametrize('config,spread', [
+    (TOY_CONFIGS['detection'], 3.), (RETINANET, 1.5)])
+def test_postprocess_equals_mmdet_predict_by_feat(config, spread):
+    """The exported post-processing is mmdet's, box for box, on head maps
+    whose scores are well apart (softmax SSD, sigmoid RetinaNet)."""
+    model = build_model_from_config(read_config(config))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        cls_scores, bbox_preds = model(torch.rand(2, 3, 320, 320),
+                                       mode='tensor')
+        cls_scores = [torch.randn_like(c) * spread for c in cls_scores]
+        bbox_preds = [torch.randn_like(b) for b in bbox_preds]
+        metas = [dict(img_shape=(320, 320), scale_factor=(1., 1.))] * 2
+        expected = model.bbox_head.predict_by_feat(
+            cls_scores, bbox_preds, batch_img_metas=metas, rescale=False)
+        wrapper = DetectorEndToEnd(model, max_det=80)
+        dets, labels = wrapper.postprocess(cls_scores, bbox_preds,
+                                           (320, 320))
+    assert dets.shape == (2, 80, 5) and labels.shape == (2, 80)
+    for image, ref in enumerate(expected):
+        found = labels[image] >= 0
+        n = int(found.sum())
+        assert n == min(80, len(ref)) and n > 20
+        assert found[:n].all()  # detections first, then the padding
+        torch.testing.assert_close(dets[image, :n, :4], ref.bboxes[:n])
+        torch.testing.assert_close(dets[image, :n, 4], ref.scores[:n])
+        assert torch.equal(labels[image, :n], ref.labels[:n])
+        assert (dets[image, n:] == 0).all()
+
+
+@pytest.fixture(scope='module')
+def sharp_det(trained_det, tmp_path_factory) -> str:
+    """trained_det with its classification convs redrawn with a wide
+    spread. After a few toy iterations the detector scores every anchor
+    0.200 +- 0.0001 (a softmax over 4 classes and background), where float
+    rounding alone decides which boxes NMS keeps; with the redrawn convs
+    the scores are apart and every detection is decided by the model."""
+    ckpt = torch.load(trained_det, map_location='cpu', weights_only=False)
+    gen = torch.Generator().manual_seed(0)
+    changed = 0
+    for key, value in ckpt['state_dict'].items():
+        if re.fullmatch(r'bbox_head\.cls_convs\.\d+\.1\.weight', key):
+            ckpt['state_dict'][key] = torch.randn(value.shape,
+                                                  generator=gen) * 5
+            changed += 1
+    assert changed == 6  # one per SSDLite level
+    path = tmp_path_factory.mktemp('sharp_det') / 'sharp_det.pth'
+    torch.save(ckpt, path)
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def det_export(sharp_det, tmp_path_factory):
+    """SSDLite-AFFNet-ET exported end to end by the tool, dynamic batch."""
+    out = tmp_path_factory.mktemp('det_export') / 'ssdlite.onnx'
+    result = run_python('tools/deployment/export_onnx.py',
+                        TOY_CONFIGS['detection'], '--checkpoint', sharp_det,
+                        '--postprocess', '--max-det', '50', '--dynamic',
+                        'batch', '--batch-size', '2', '--out', out,
+                        timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result.stdout
+
+
+def test_detector_export_has_nms_and_documented_outputs(det_export):
+    path, stdout = det_export
+    assert f'DFT mode {FASTEST_DFT_MODE["onnxruntime"]}' in stdout
+    assert 'outputs: dets (2, 50, 5) float32, labels (2, 50) int64' in stdout
+    gap = float(re.search(r'matching PyTorch detection (\S+)', stdout)[1])
+    assert gap <= 1e-4
+    ops = {node.op_type for node in onnx.load(path).graph.node}
+    assert {'NonMaxSuppression', 'TopK'} <= ops
+    assert 'DFT' not in ops  # the matmul DFT, onnxruntime's faster mode
+    meta = read_metadata(path)
+    assert meta['task'] == 'detection' and meta['postprocess']
+    assert meta['max_det'] == 50 and meta['dynamic'] == ['batch']
+    assert meta['classes'] == ['circle', 'square', 'triangle', 'star']
+    session = RuntimeSession(str(path))
+    dets, labels = session(np.random.rand(3, 3, 320, 320).astype('float32'))
+    assert dets.shape == (3, 50, 5) and labels.shape == (3, 50)
+    # scores best first, padding rows zero with label -1
+    scores = dets[..., 4]
+    assert (np.diff(scores, axis=1) <= 0).all()
+    assert ((labels == -1) == (scores == 0)).all()
+
+
+def match_detections(ours, ref) -> tuple[int, int]:
+    """(detections checked, of them without a PyTorch twin: same label,
+    box within 1 px, score within 1e-4). Detections whose score another
+    PyTorch detection shares within 1e-5 are not checked: which of them
+    NMS keeps is decided by float rounding."""
+    checked = unmatched = 0
+    for box, score, label in zip(ours.bboxes, ours.scores, ours.labels):
+        if int(((ref.scores - score).abs() < 1e-5).sum()) > 1:
+            continue
+        checked += 1
+        twin = ((ref.labels == label)
+                & ((ref.bboxes - box).abs().max(dim=1).values <= 1)
+                & ((ref.scores - score).abs() < 1e-4))
+        unmatched += not bool(twin.any())
+    return checked, unmatched
+
+
+def test_runtime_detections_equal_pytorch(det_export, sharp_det, toy_coco):
+    cfg = read_config(TOY_CONFIGS['detection'])
+    model = build_model_from_config(cfg, sharp_det)
+    exported = ExportedModel(str(det_export[0]), cfg)
+    images = sorted(Path(toy_coco, 'val').glob('*.jpg'))[:3]
+    total = 0
+    for image in images:
+        ours = exported.predict(str(image)).pred_instances
+        inputs, sample = exported.preprocess(str(image))
+        with torch.no_grad():
+            ref = model.predict(inputs, [sample])[0].pred_instances[:50]
+        assert len(ours) == len(ref) == 50
+        checked, unmatched = match_detections(ours, ref)
+        assert unmatched == 0, f'{image}: {unmatched} of {checked}'
+        total += checked
+    assert total >= 30
+
+
+def test_retinanet_exports_end_to_end(tmp_path):
+    model = build_model_from_config(read_config(RETINANET))
+    path = str(tmp_path / 'retinanet.onnx')
+    export_onnx(model, path, (128, 128), postprocess=True,
+                dft_mode='matmul', score_thr=0.0, max_det=20)
+    ops = {node.op_type for node in onnx.load(path).graph.node}
+    assert 'NonMaxSuppression' in ops
+    dets, labels = RuntimeSession(path)(
+        np.random.rand(1, 3, 128, 128).astype('float32'))
+    assert dets.shape == (1, 20, 5) and labels.shape == (1, 20)
+    assert (labels >= 0).sum() > 0  # sigmoid scores pass threshold 0
+
+
+@pytest.fixture(scope='module')
+def seg_export(trained_seg, toy_ade, tmp_path_factory):
+    cfg = read_config(TOY_CONFIGS['segmentation'])
+    model = build_model_from_config(cfg, trained_seg)
+    path = str(tmp_path_factory.mktemp('seg_export') / 'deeplabv3.onnx')
+    # toy images are 128 high and up to ~170 wide
+    export_onnx(model, path, (128, 192), postprocess=True, dft_mode='matmul',
+                classes=cfg.test_dataloader.dataset.metainfo['classes'])
+    return path, cfg, model
+
+
+def test_runtime_label_maps_equal_pytorch(seg_export, toy_ade):
+    path, cfg, model = seg_export
+    assert [o.name for o in onnx.load(path).graph.output] == ['label_map']
+    exported = ExportedModel(path, cfg)
+    images = sorted(Path(toy_ade, 'images', 'validation').glob('*.jpg'))[:3]
+    for image in images:
+        ours = exported.predict(str(image)).pred_sem_seg.data
+        inputs, sample = exported.preprocess(str(image))
+        with torch.no_grad():
+            ref = model.predict(inputs, [sample])[0].pred_sem_seg.data
+        assert ours.shape == ref.shape == (1, *sample.ori_shape)
+        equal = float((ours == ref).float().mean())
+        assert equal >= 0.999, f'{image}: {equal:.4%} of pixels equal'
+        assert len(ref.unique()) > 1  # the model does not answer one class
+
+
+def test_runtime_probabilities_equal_pytorch(trained_cls, toy_imagenet,
+                                             tmp_path):
+    cfg = read_config(TOY_CONFIGS['classification'])
+    model = build_model_from_config(cfg, trained_cls)
+    path = str(tmp_path / 'cls.onnx')
+    export_onnx(model, path, (64, 64), postprocess=True)
+    exported = ExportedModel(path, cfg)
+    image = str(sorted(Path(toy_imagenet, 'val').rglob('*.JPEG'))[0])
+    ours = exported.predict(image).pred_score
+    inputs, sample = exported.preprocess(image)
+    with torch.no_grad():
+        ref = model.predict(inputs, [sample])[0].pred_score
+    assert abs(float(ours.sum()) - 1) < 1e-5
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-4)
+
+
+def test_onnx_inference_tool_draws_and_rejects_bad_input(
+        seg_export, det_export, toy_ade, tmp_path):
+    path, cfg_obj, _ = seg_export
+    config = tmp_path / 'seg.py'
+    cfg_obj.dump(str(config))
+    images = Path(toy_ade, 'images', 'validation')
+    out = tmp_path / 'out'
+    result = run_python('tools/deployment/onnx_inference.py', path, config,
+                        images, '--out-dir', out, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines()
+             if ' label map, ' in line]
+    assert len(lines) == len(list(images.glob('*.jpg')))
+    assert len(list(out.glob('*.png'))) == len(lines)
+
+    # a detector's export with the segmentation config
+    result = run_python('tools/deployment/onnx_inference.py', det_export[0],
+                        config, images, timeout=600)
+    assert result.returncode == 1
+    assert 'is a detection model, the config a segmentation one' in \
+        result.stderr
