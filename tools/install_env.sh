@@ -70,6 +70,8 @@ pip_ install -q -c requirements/torch.txt "${wheels[0]}" \
     -r requirements/mminstall.txt -r requirements/runtime.txt \
     -r requirements/tests.txt -r requirements/optional.txt \
     -r requirements/mim.txt
+say "installing mmdeploy (--no-deps, see requirements/deploy.txt)"
+pip_ install -q --no-deps -r requirements/deploy.txt
 say "installing mmaff (editable)"
 pip_ install -q --no-deps --no-build-isolation -e .
 "$VENV/bin/python" -c "import mmcv.ops, mmdet.models, mmseg.models, mmpretrain.models, mmaff; print('[install_env] imports ok: torch', __import__('torch').__version__, 'mmcv', mmcv.__version__)"
