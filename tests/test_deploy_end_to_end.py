@@ -223,3 +223,27 @@ def test_onnx_inference_tool_draws_and_rejects_bad_input(
     assert result.returncode == 1
     assert 'is a detection model, the config a segmentation one' in \
         result.stderr
+
+
+def test_dynamic_batch_and_shape_export_uses_fft(tmp_path):
+    from mmaff.deployment.export import choose_dft_mode
+    mode, why = choose_dft_mode('onnxruntime', ('batch', 'shape'))
+    assert mode == 'fft' and 'dynamic H and W' in why
+    assert choose_dft_mode('openvino')[0] == FASTEST_DFT_MODE['openvino']
+    model = build_model_from_config(read_config(TOY_CONFIGS['segmentation']))
+    path = str(tmp_path / 'dynamic.onnx')
+    with pytest.raises(ValueError, match='dynamic H and W need the fft'):
+        export_onnx(model, path, (64, 64), postprocess=True,
+                    dynamic=('shape', ), dft_mode='matmul')
+    module, _ = export_onnx(model, path, (64, 64), batch_size=2,
+                            postprocess=True, dynamic=('batch', 'shape'),
+                            dft_mode=mode)
+    assert read_metadata(path)['dft_mode'] == 'fft'
+    session = RuntimeSession(path)
+    for shape in [(1, 3, 96, 160), (3, 3, 64, 64)]:
+        x = np.random.rand(*shape).astype('float32')
+        with torch.no_grad():
+            expected = module(torch.from_numpy(x)).numpy()
+        actual, = session(x)
+        assert actual.shape == (shape[0], *shape[2:])
+        assert (actual == expected).mean() >= 0.999

@@ -184,8 +184,8 @@ class AdaptiveFrequencyFilter(BaseModule):
                                   tuple(out))
         return tuple(out)
 
-    def _complex_mlp(self, re: torch.Tensor,
-                     im: torch.Tensor) -> torch.Tensor:
+    def _complex_mlp(self, re: torch.Tensor, im: torch.Tensor,
+                     shape: tuple[int, ...]) -> torch.Tensor:
         """The mask from the real and imaginary parts of the spectrum, both
         of shape (N, C, H, Wf), as a real (N, G, 2 * b, H * Wf) tensor: the
         real parts of each group's ``b`` channels, then their imaginary
@@ -195,8 +195,10 @@ class AdaptiveFrequencyFilter(BaseModule):
         (2 * b, H * Wf) matrix, so both layers are single batched matrix
         products over (N, G); the spectrum keeps the layout torch.fft gives
         it, with no channels-last round trip and no grouped convolutions on
-        tiny maps."""
-        n, c, h, wf = re.shape
+        tiny maps. ``shape`` is their (N, C, H, Wf), taken from the real
+        input: the dynamo exporter cannot read sizes off complex tensors
+        when H and W are dynamic."""
+        n, c, h, wf = shape
         g, b = self.num_groups, self.group_channels
         stacked = torch.cat(
             [re.reshape(n, g, b, h * wf),
@@ -222,11 +224,13 @@ class AdaptiveFrequencyFilter(BaseModule):
             self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the ortho-normalised half spectrum of ``x`` and the mask,
         both complex of shape (N, C, H, W // 2 + 1)."""
+        n, c, h, w = x.shape
+        shape = (n, c, h, w // 2 + 1)
         spec = torch.fft.rfft2(x, norm='ortho')
-        mask = self._complex_mlp(spec.real, spec.imag)
+        mask = self._complex_mlp(spec.real, spec.imag, shape)
         b = self.group_channels
         return spec, torch.complex(mask[:, :, :b], mask[:, :, b:]).view(
-            spec.shape)
+            shape)
 
     def _dft_matrices(self, h: int, w: int, dtype: torch.dtype,
                       device: torch.device) -> tuple[torch.Tensor, ...]:
