@@ -1,7 +1,8 @@
 """Speed of AFFNet against its peers, side by side in one process.
 
-    python tools/benchmarks/speed.py [--sections models mixer train gflops]
-        [--threads 2] [--device cpu|cuda] [--amp bf16|fp16] [--compile]
+    python tools/benchmarks/speed.py [--sections models mixer train gflops
+        deployment] [--threads 2] [--device cpu|cuda] [--amp bf16|fp16]
+        [--compile] [--runtimes onnxruntime openvino]
         [--out-dir work_dirs/speed]
 
 Sections:
@@ -23,6 +24,13 @@ Sections:
 - ``gflops``: AFFNet's achieved multiply-accumulates per second (counts from
   the FLOP analyzer of tools/analysis_tools/get_flops.py) against the best
   dense 1x1-convolution throughput measured in the same run.
+- ``deployment`` (CPU): the classifiers of ``models`` exported to ONNX (dynamo
+  exporter, fixed input size and batch; each AFFNet in the DFT mode that is
+  faster in the runtime, see ``DEPLOY_DFT``) and run in onnxruntime and/or
+  OpenVINO (``--runtimes``, :class:`mmaff.deployment.runtime.RuntimeSession`)
+  at batch 1 and 8, interleaved with the fused PyTorch eager models, against
+  the deployment targets (``DEPLOY_TARGETS``), plus onnxruntime's profile of
+  the AFFNet exports (time per op type). Exports go to ``OUT_DIR/onnx``.
 
 Every comparison interleaves its candidates (shuffled round-robin, warm-up
 calls untimed) and reports medians. Tables go to stdout and
@@ -48,7 +56,7 @@ sys.path.insert(0, ROOT)
 
 from mmaff.utils import fuse_for_inference, tune_malloc  # noqa: E402
 
-SECTIONS = ('models', 'mixer', 'train', 'gflops')
+SECTIONS = ('models', 'mixer', 'train', 'gflops', 'deployment')
 CLASSIFIERS = {
     'AFFNet-ET': 'configs/classification/affnet-et_8xb128_in1k.py',
     'AFFNet-T': 'configs/classification/affnet-t_8xb128_in1k.py',
@@ -63,6 +71,16 @@ CLASSIFIERS = {
 # (docs/benchmarks.md, "Against the targets")
 TARGETS = [('AFFNet', 'MobileViT-S', 1.3), ('AFFNet-T', 'MobileViT-XS', 1.3),
            ('AFFNet-ET', 'MobileNetV2-1.0', 1.0)]
+# The deployment targets (ours, peer, ratio to reach), checked per runtime
+# and batch; every AFFNet export must also run at least as fast as the same
+# model in PyTorch eager (fused).
+DEPLOY_TARGETS = [('AFFNet-ET', 'MobileViT-XXS', 1.3),
+                  ('AFFNet-ET', 'MobileNetV2-1.0', 1.0),
+                  ('AFFNet', 'MobileViT-S', 1.5)]
+# The DFT mode each runtime runs AFFNet faster in (docs/benchmarks.md,
+# "Deployment"): ONNX DFT costs 2-3x the whole model in onnxruntime, and
+# OpenVINO 2026.4 cannot read the DFTs the dynamo exporter writes.
+DEPLOY_DFT = {'onnxruntime': 'matmul', 'openvino': 'matmul'}
 TRAIN_PAIRS = {
     'detection': dict(
         ours='configs/detection/ssdlite_affnet-et_8xb24-600e_coco.py',
@@ -120,6 +138,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--no-malloc-tuning', action='store_true',
                         help='keep glibc malloc defaults (see '
                         'mmaff.utils.tune_malloc)')
+    parser.add_argument('--runtimes', nargs='+', default=None,
+                        choices=('onnxruntime', 'openvino'),
+                        help='deployment section: ONNX runtimes to run '
+                        '(default: those installed)')
     parser.add_argument('--out-dir', default='work_dirs/speed')
     return parser.parse_args(argv)
 
@@ -569,6 +591,157 @@ def run_gflops(args, report: Report, throughput: dict) -> None:
                    'dense conv GMAC/s', 'of dense conv'], rows))
 
 
+# -------------------------------------------------------------- deployment
+AFFNETS = ('AFFNet-ET', 'AFFNet-T', 'AFFNet')
+
+
+def export_classifier(model: nn.Module, batch: int, size: int,
+                      path: str) -> None:
+    """The tensor forward of ``model`` to ONNX with the dynamo exporter, as
+    tools/deployment/export_onnx.py writes it, for a fixed input shape."""
+    import contextlib
+    import io
+
+    from mmaff.utils.runner_setup import TensorForward
+    # the exporter reports each of its steps on stdout
+    with contextlib.redirect_stdout(io.StringIO()):
+        torch.onnx.export(
+            TensorForward(model).eval(),
+            (torch.rand(batch, 3, size, size), ),
+            path,
+            input_names=['input'],
+            opset_version=18,
+            dynamo=True,
+            external_data=False)
+
+
+def onnx_profile(path: str, threads: int, runs: int = 10) -> dict:
+    """onnxruntime's kernel time per op type of ``path`` (shares of the
+    summed kernel time, node counts), from its built-in profiler."""
+    import numpy as np
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.enable_profiling = True
+    options.profile_file_prefix = osp.splitext(path)[0] + '_profile'
+    session = ort.InferenceSession(path, options,
+                                   providers=['CPUExecutionProvider'])
+    feed = {session.get_inputs()[0].name: np.random.rand(
+        *session.get_inputs()[0].shape).astype(np.float32)}
+    for _ in range(runs):
+        session.run(None, feed)
+    with open(session.end_profiling()) as f:
+        events = json.load(f)
+    times: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for event in events:
+        if event.get('cat') == 'Node' and event['name'].endswith(
+                '_kernel_time'):
+            op = event['args']['op_name']
+            times[op] = times.get(op, 0.) + event['dur']
+            counts[op] = counts.get(op, 0) + 1
+    total = sum(times.values())
+    return {op: dict(share=t / total, nodes=counts[op] // runs,
+                     ms=t / runs / 1e3)
+            for op, t in sorted(times.items(), key=lambda kv: -kv[1])}
+
+
+def run_deployment(args, report: Report) -> None:
+    import numpy as np
+
+    from mmaff.deployment.runtime import RuntimeSession
+    from mmaff.models import set_dft_mode
+    onnx_dir = osp.join(args.out_dir, 'onnx')
+    os.makedirs(onnx_dir, exist_ok=True)
+    models = {name: build_model(path).eval()
+              for name, path in CLASSIFIERS.items()}
+    eager = {name: fuse_for_inference(copy.deepcopy(model))
+             for name, model in models.items()}
+    runtimes = args.runtimes
+    throughput: dict = {}
+    exports: dict = {}
+    for batch in args.batches:
+        x = torch.rand(batch, 3, args.size, args.size)
+        fns = {f'{name}|eager': inference_call(
+            args, model, x.contiguous(memory_format=torch.channels_last),
+            mode='tensor') for name, model in eager.items()}
+        for runtime in runtimes:
+            for name, model in models.items():
+                dft = DEPLOY_DFT[runtime] if name in AFFNETS else None
+                path = osp.join(onnx_dir, f'{name}_b{batch}_{args.size}' +
+                                (f'_{dft}' if dft else '') + '.onnx')
+                if path not in exports.values():
+                    if dft:
+                        set_dft_mode(model, dft)
+                    export_classifier(model, batch, args.size, path)
+                exports[(name, runtime, batch)] = path
+                session = RuntimeSession(path, runtime, args.threads)
+                feed = x.numpy().astype(np.float32)
+                fns[f'{name}|{runtime}'] = (
+                    lambda session=session, feed=feed: session(feed))
+            print(f'deployment: {runtime} sessions for batch {batch} ready',
+                  flush=True)
+        rounds = min(args.rounds, max(5, args.images_per_round // batch))
+        samples = time_interleaved(fns, rounds)
+        report.results[f'deployment_b{batch}'] = samples
+        for key, values in samples.items():
+            throughput[(key, batch)] = batch / median(values)
+    columns = ['eager'] + list(runtimes)
+    rows = [[name] + [f'{throughput[(f"{name}|{c}", b)]:.1f}'
+                      for b in args.batches for c in columns]
+            for name in CLASSIFIERS]
+    dft_note = ', '.join(f'{r}: {DEPLOY_DFT[r]}' for r in runtimes)
+    report.add(
+        f'### Deployment: ONNX runtimes (images/s), {args.size}x{args.size},'
+        f' cpu, {args.threads} threads\n\n'
+        f'Dynamo-exported ONNX, fp32; AFFNet DFT mode per runtime: '
+        f'{dft_note}. `eager`: the fused PyTorch model.\n\n' +
+        fmt_table(['model'] + [f'b{b} {c}' for b in args.batches
+                               for c in columns], rows))
+    rows = []
+    for ours, peer, target in DEPLOY_TARGETS:
+        for batch in args.batches:
+            cells = []
+            for runtime in columns:
+                ratio = (throughput[(f'{ours}|{runtime}', batch)] /
+                         throughput[(f'{peer}|{runtime}', batch)])
+                cells.append(f'{ratio:.2f}x '
+                             f'{"met" if ratio >= target else "NOT met"}')
+            rows.append([f'{ours} / {peer}', str(batch), f'{target:.1f}x'] +
+                        cells)
+    for name in AFFNETS:
+        for batch in args.batches:
+            cells = ['-']
+            for runtime in runtimes:
+                ratio = (throughput[(f'{name}|{runtime}', batch)] /
+                         throughput[(f'{name}|eager', batch)])
+                cells.append(f'{ratio:.2f}x '
+                             f'{"met" if ratio >= 1.0 else "NOT met"}')
+            rows.append([f'{name} runtime / eager', str(batch), '1.0x'] +
+                        cells)
+    report.add('### Deployment ratios against the targets (same runtime)'
+               '\n\n' + fmt_table(['pair', 'batch', 'target'] + columns,
+                                  rows))
+    if 'onnxruntime' in runtimes:
+        profiles = {}
+        for name in AFFNETS:
+            path = exports[(name, 'onnxruntime', args.batches[0])]
+            profiles[name] = onnx_profile(path, args.threads)
+        report.results['deployment_profile'] = profiles
+        ops = []
+        for profile in profiles.values():
+            ops += [op for op in list(profile)[:8] if op not in ops]
+        rows = [[op] + [
+            f'{100 * profiles[n][op]["share"]:.1f} % '
+            f'({profiles[n][op]["nodes"]})' if op in profiles[n] else '-'
+            for n in AFFNETS
+        ] for op in ops]
+        report.add(
+            f'### onnxruntime profile of the AFFNet exports, batch '
+            f'{args.batches[0]}: share of kernel time per op type (nodes)'
+            '\n\n' + fmt_table(['op type'] + list(AFFNETS), rows))
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
@@ -581,6 +754,14 @@ def main(argv=None) -> None:
                          '(it uses the measured throughput)')
     if args.batches is None:
         args.batches = [1, 64] if args.device == 'cuda' else [1, 8]
+    if 'deployment' in args.sections:
+        if args.device != 'cpu':
+            raise SystemExit('--sections deployment runs on the CPU '
+                             '(onnxruntime / OpenVINO CPU plugins)')
+        if args.runtimes is None:
+            import importlib.util
+            args.runtimes = [r for r in ('onnxruntime', 'openvino')
+                             if importlib.util.find_spec(r)]
     malloc = False if args.no_malloc_tuning else tune_malloc()
     torch.set_num_threads(args.threads)
     import mmaff  # noqa: F401  (registers AFFNet and the compat fixes)
@@ -600,6 +781,8 @@ def main(argv=None) -> None:
             run_mixer(args, report)
         if 'train' in args.sections:
             run_train(args, report)
+        if 'deployment' in args.sections:
+            run_deployment(args, report)
     finally:
         report.save()
     print(f'tables: {osp.join(args.out_dir, "tables.md")}')
