@@ -13,8 +13,6 @@ missing or bad checkpoint, a checkpoint of another model) stops with one
 ``error:`` line.
 """
 import argparse
-import os
-import os.path as osp
 import sys
 from collections.abc import Callable
 
@@ -27,15 +25,8 @@ from mmaff.utils.checkpoint import (
     check_model_fits,
     read_checkpoint,
 )
-from mmaff.utils.image_files import (
-    collect_images,
-    output_names,
-    read_image,
-)
-from mmaff.utils.runner_setup import read_config
-
-TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation',
-         'mmpretrain': 'classification'}
+from mmaff.utils.image_files import collect_images, run_on_images
+from mmaff.utils.runner_setup import SCOPE_TASKS, read_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -136,31 +127,20 @@ def main(argv=None) -> int:
         args.device = pick_device(args.device)
         cfg = read_config(args.config)
         scope = cfg.get('default_scope')
-        if scope not in TASKS:
+        if scope not in SCOPE_TASKS:
             raise ValueError(f'config {args.config} has default_scope '
                              f'{scope!r}; image_demo runs mmdet, mmseg and '
                              'mmpretrain configs')
         checkpoint = read_checkpoint(args.checkpoint)
-        model, infer = globals()[TASKS[scope]](args, cfg, args.checkpoint)
+        task = globals()[SCOPE_TASKS[scope]]
+        model, infer = task(args, cfg, args.checkpoint)
         # the Inferencers load non-strictly: another model's checkpoint
         # would run with random weights where it does not fit
         check_model_fits(model, checkpoint, args.checkpoint, hint=None)
     except (OSError, ValueError, CheckpointError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
-    os.makedirs(args.out_dir, exist_ok=True)
-    failed = 0
-    for path, name in zip(images, output_names(images)):
-        try:
-            image = read_image(path)
-        except ValueError as e:
-            # the other images are still worth running
-            print(f'error: {e}', file=sys.stderr)
-            failed += 1
-            continue
-        out_file = osp.join(args.out_dir, name)
-        print(f'{path}: {infer(path, image, out_file)} -> {out_file}')
-    return 1 if failed else 0
+    return run_on_images(images, args.out_dir, infer)
 
 
 if __name__ == '__main__':

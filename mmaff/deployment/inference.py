@@ -5,13 +5,11 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
+from mmaff.utils.runner_setup import SCOPE_TASKS
+
 from .export import read_metadata
 from .pipeline import ExportPreprocessor
 from .runtime import RuntimeSession
-
-#: The task of each config scope.
-SCOPE_TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation',
-               'mmpretrain': 'classification'}
 
 
 def dataset_meta(cfg: Config, classes: list[str] | None = None) -> dict:

@@ -2,6 +2,8 @@
 (``demo/image_demo.py``, ``tools/deployment/onnx_inference.py``)."""
 import os
 import os.path as osp
+import sys
+from collections.abc import Callable
 
 import numpy as np
 
@@ -56,3 +58,29 @@ def output_names(images: list[str]) -> list[str]:
         names.append(f'{stem}.png' if stems.count(stem) == 1 else
                      f'{stem}_{i}.png')
     return names
+
+
+def run_on_images(images: list[str], out_dir: str,
+                  infer: Callable[[str, np.ndarray, str], str]) -> int:
+    """Run ``infer(path, rgb_pixels, out_file)`` on each image, writing
+    ``<out_dir>/<stem>.png`` and printing ``path: <its summary> -> file``.
+
+    An unreadable image is reported as an ``error:`` line on stderr and the
+    others still run.
+
+    Returns:
+        int: 0, or 1 if any image could not be read (an exit status).
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    failed = 0
+    for path, name in zip(images, output_names(images)):
+        try:
+            image = read_image(path)
+        except ValueError as e:
+            # the other images are still worth running
+            print(f'error: {e}', file=sys.stderr)
+            failed += 1
+            continue
+        out_file = osp.join(out_dir, name)
+        print(f'{path}: {infer(path, image, out_file)} -> {out_file}')
+    return 1 if failed else 0

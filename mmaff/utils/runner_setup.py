@@ -16,6 +16,10 @@ from mmengine.registry import DefaultScope
 
 from mmaff.compat import prepare_cpu_distributed
 
+#: The task of each OpenMMLab config scope (a config's ``default_scope``).
+SCOPE_TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation',
+               'mmpretrain': 'classification'}
+
 
 def shipped_config_dirs() -> list[str]:
     """Where mmaff's own configs are: ``mmaff/.mim/configs`` (a regular

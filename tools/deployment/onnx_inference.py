@@ -18,14 +18,13 @@ something smaller is padded (bottom and right, as batches are); a larger
 one is scaled down to fit, keeping its aspect ratio, and a note says so.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 import mmaff  # noqa: F401  (registers AFFNet, applies the compat fixes)
 from mmaff.deployment.inference import ExportedModel
 from mmaff.deployment.runtime import BACKENDS
-from mmaff.utils.image_files import collect_images, output_names, read_image
+from mmaff.utils.image_files import collect_images, run_on_images
 from mmaff.utils.runner_setup import read_config
 
 
@@ -74,24 +73,16 @@ def main(argv=None) -> int:
     except (OSError, ValueError, RuntimeError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
-    os.makedirs(args.out_dir, exist_ok=True)
-    failed = 0
-    for path, name in zip(images, output_names(images)):
-        try:
-            image = read_image(path)
-        except ValueError as e:
-            # the other images are still worth running
-            print(f'error: {e}', file=sys.stderr)
-            failed += 1
-            continue
+
+    def infer(path: str, image, out_file: str) -> str:
         sample = model.predict(path)
         if sample.get('resized_to_fit'):
             print(f'note: {path} scaled to {sample.img_shape[1]}x'
                   f'{sample.img_shape[0]} to fit the exported input size '
                   f'{model.input_shape[1]}x{model.input_shape[0]}')
-        out_file = osp.join(args.out_dir, name)
-        print(f'{path}: {overlay(image, sample, out_file)} -> {out_file}')
-    return 1 if failed else 0
+        return overlay(image, sample, out_file)
+
+    return run_on_images(images, args.out_dir, infer)
 
 
 if __name__ == '__main__':
