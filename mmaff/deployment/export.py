@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from mmaff.models import set_dft_mode
+from mmaff.utils.runner_setup import TensorForward
 
 from .end_to_end import OUTPUT_NAMES, end_to_end, task_of
 from .nms import ONNX_TRANSLATIONS
@@ -26,6 +27,16 @@ METADATA_KEYS = ('task', 'postprocess', 'input_shape', 'dynamic', 'dft_mode',
                  'classes', 'output_names', 'score_thr', 'max_det')
 
 
+def check_exporter(exporter: str, dft_modes: set[str]) -> None:
+    """Raise ValueError if ``exporter`` cannot export filters in these
+    DFT modes: the TorchScript exporter has no rule for FFTs."""
+    if exporter == 'torchscript' and 'fft' in dft_modes:
+        raise ValueError(
+            'the TorchScript exporter cannot export FFTs (no rule for '
+            'aten::fft_rfft2); use the dynamo exporter (--exporter dynamo) '
+            'or the matmul DFT mode (--dft matmul)')
+
+
 def choose_dft_mode(backend: str, dynamic: tuple[str, ...] = ()
                     ) -> tuple[str, str]:
     """The DFT mode for an export to ``backend`` and why.
@@ -38,28 +49,6 @@ def choose_dft_mode(backend: str, dynamic: tuple[str, ...] = ()
                        'the input size into its matrices')
     mode = FASTEST_DFT_MODE[backend]
     return mode, f'the faster mode in {backend} (docs/benchmarks.md)'
-
-
-class BackboneForward(nn.Module):
-    """A model's backbone alone, returning its tuple of feature maps."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor):
-        return self.model.backbone(images)
-
-
-class TensorForward(nn.Module):
-    """``model(images, mode='tensor')``: the raw head outputs."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor):
-        return self.model(images, mode='tensor')
 
 
 def flatten_outputs(outputs) -> list[torch.Tensor]:
@@ -81,9 +70,7 @@ def exportable(model: nn.Module, postprocess: bool = False,
         raise ValueError('postprocess and backbone_only exclude each other')
     if postprocess:
         return end_to_end(model, **detector_kwargs).eval()
-    if backbone_only:
-        return BackboneForward(model).eval()
-    return TensorForward(model).eval()
+    return TensorForward(model, backbone_only).eval()
 
 
 def _dynamic_shapes(dynamic: tuple[str, ...]) -> dict | None:
@@ -150,20 +137,15 @@ def export_onnx(model: nn.Module,
     if 'shape' in dynamic and 'matmul' in modes:
         raise ValueError('dynamic H and W need the fft DFT mode: the matmul '
                          'DFT bakes the input size into its matrices')
-    if exporter == 'torchscript':
-        if 'fft' in modes:
-            raise ValueError(
-                'the TorchScript exporter cannot export FFTs (no rule for '
-                'aten::fft_rfft2); use the dynamo exporter or the matmul '
-                'DFT mode')
-        if postprocess and task_of(model) == 'detection':
-            raise ValueError('the TorchScript exporter cannot export the '
-                             'detectors\' NMS; use the dynamo exporter')
-    module = exportable(model, postprocess, backbone_only,
-                        **({} if task_of(model) != 'detection' else dict(
-                            score_thr=score_thr, max_det=max_det)))
-    inputs = torch.rand(batch_size, 3, *input_shape)
+    check_exporter(exporter, modes)
     task = task_of(model)
+    if exporter == 'torchscript' and postprocess and task == 'detection':
+        raise ValueError('the TorchScript exporter cannot export the '
+                         'detectors\' NMS; use the dynamo exporter')
+    detector_kwargs = (dict(score_thr=score_thr, max_det=max_det)
+                       if task == 'detection' else {})
+    module = exportable(model, postprocess, backbone_only, **detector_kwargs)
+    inputs = torch.rand(batch_size, 3, *input_shape)
     names = OUTPUT_NAMES[task] if postprocess else None
     kwargs = dict(input_names=['images'], output_names=names,
                   opset_version=opset, external_data=False)

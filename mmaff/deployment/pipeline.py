@@ -102,11 +102,11 @@ class ExportPreprocessor:
         __import__(f'{scope}.datasets')
         with DefaultScope.overwrite_default_scope(scope):
             self.pipeline = Compose(pipeline)
-        # only the data preprocessor is needed, but it is built as part
-        # of the model so that configs defining it at the top level work
-        model_cfg = copy.deepcopy(cfg)
+        # only the data preprocessor is needed, but the model is what
+        # knows its defaults (mmpretrain's top-level data_preprocessor has
+        # no type; ImageClassifier supplies it)
         self.data_preprocessor = build_model_from_config(
-            model_cfg).data_preprocessor
+            cfg).data_preprocessor
 
     def _fit(self, data: dict) -> dict:
         import cv2

@@ -198,6 +198,25 @@ def fmt_table(header: list[str], rows: list[list[str]]) -> str:
     return '\n'.join(lines)
 
 
+def target_rows(throughput: dict, targets: list[tuple],
+                batches: list[int], columns: list[str]) -> list[list[str]]:
+    """One table row per (ours, peer, ratio) target and batch: the
+    throughput ratio ours / peer in each column (mode or runtime), marked
+    met or NOT met. ``throughput`` is keyed ``('name|column', batch)``."""
+    rows = []
+    for ours, peer, target in targets:
+        for batch in batches:
+            cells = []
+            for column in columns:
+                ratio = (throughput[(f'{ours}|{column}', batch)] /
+                         throughput[(f'{peer}|{column}', batch)])
+                cells.append(f'{ratio:.2f}x '
+                             f'{"met" if ratio >= target else "NOT met"}')
+            rows.append([f'{ours} / {peer}', str(batch), f'{target:.1f}x'] +
+                        cells)
+    return rows
+
+
 class Report:
     """Collects the printed tables for ``tables.md`` and the raw samples for
     ``results.json``."""
@@ -281,17 +300,7 @@ def run_models(args, report: Report) -> dict:
                f'{args.size}, {args.device}'
                f'{", autocast " + args.amp if args.amp else ""}\n\n' +
                fmt_table(header, rows))
-    rows = []
-    for ours, peer, target in TARGETS:
-        for batch in args.batches:
-            cells = []
-            for mode in modes:
-                ratio = (throughput[(f'{ours}|{mode}', batch)] /
-                         throughput[(f'{peer}|{mode}', batch)])
-                cells.append(f'{ratio:.2f}x '
-                             f'{"met" if ratio >= target else "NOT met"}')
-            rows.append([f'{ours} / {peer}', str(batch), f'{target:.1f}x'] +
-                        cells)
+    rows = target_rows(throughput, TARGETS, args.batches, modes)
     report.add('### Throughput ratios against the targets (like with like)'
                '\n\n' + fmt_table(['pair', 'batch', 'target'] + modes, rows))
     plot_models(args, throughput, modes, report)
@@ -597,22 +606,16 @@ AFFNETS = ('AFFNet-ET', 'AFFNet-T', 'AFFNet')
 
 def export_classifier(model: nn.Module, batch: int, size: int,
                       path: str) -> None:
-    """The tensor forward of ``model`` to ONNX with the dynamo exporter, as
-    tools/deployment/export_onnx.py writes it, for a fixed input shape."""
+    """The tensor forward of ``model`` to ONNX as
+    tools/deployment/export_onnx.py writes it (dynamo exporter, opset 18),
+    for a fixed input shape."""
     import contextlib
     import io
 
-    from mmaff.utils.runner_setup import TensorForward
+    from mmaff.deployment.export import export_onnx
     # the exporter reports each of its steps on stdout
     with contextlib.redirect_stdout(io.StringIO()):
-        torch.onnx.export(
-            TensorForward(model).eval(),
-            (torch.rand(batch, 3, size, size), ),
-            path,
-            input_names=['input'],
-            opset_version=18,
-            dynamo=True,
-            external_data=False)
+        export_onnx(model, path, (size, size), batch_size=batch)
 
 
 def onnx_profile(path: str, threads: int, runs: int = 10) -> dict:
@@ -698,17 +701,7 @@ def run_deployment(args, report: Report) -> None:
         f'{dft_note}. `eager`: the fused PyTorch model.\n\n' +
         fmt_table(['model'] + [f'b{b} {c}' for b in args.batches
                                for c in columns], rows))
-    rows = []
-    for ours, peer, target in DEPLOY_TARGETS:
-        for batch in args.batches:
-            cells = []
-            for runtime in columns:
-                ratio = (throughput[(f'{ours}|{runtime}', batch)] /
-                         throughput[(f'{peer}|{runtime}', batch)])
-                cells.append(f'{ratio:.2f}x '
-                             f'{"met" if ratio >= target else "NOT met"}')
-            rows.append([f'{ours} / {peer}', str(batch), f'{target:.1f}x'] +
-                        cells)
+    rows = target_rows(throughput, DEPLOY_TARGETS, args.batches, columns)
     for name in AFFNETS:
         for batch in args.batches:
             cells = ['-']

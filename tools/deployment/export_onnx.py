@@ -36,6 +36,7 @@ import mmaff  # noqa: F401  (registers AFFNet)
 from mmaff.deployment.export import (
     DYNAMIC_AXES,
     FASTEST_DFT_MODE,
+    check_exporter,
     choose_dft_mode,
     export_onnx,
     flatten_outputs,
@@ -132,10 +133,8 @@ def main(argv=None) -> int:
             dft, why = choose_dft_mode(args.backend, tuple(args.dynamic))
         else:
             dft, why = args.dft, 'as asked'
-        if args.exporter == 'torchscript' and dft == 'fft':
-            raise ValueError('the TorchScript exporter cannot export FFTs (no '
-                             'rule for aten::fft_rfft2); use --exporter '
-                             'dynamo or --dft matmul')
+        # before the config and model are read: fails fast
+        check_exporter(args.exporter, {dft})
         cfg = read_config(args.config, args.cfg_options)
         shape = (tuple((args.shape * 2)[:2]) if args.shape else
                  default_input_shape(cfg))
