@@ -1,24 +1,10 @@
-# mmdeploy 1.3.x: mmaff detectors -> ONNX (onnxruntime), static shape.
-# The settings of mmdeploy's configs/mmdet/detection/
-# detection_onnxruntime_static.py, plus what mmaff needs on torch 2.x: the
-# rewriters of mmaff/deployment/mmdeploy_rewriters.py (TorchScript exporter,
-# matrix DFTs) and opset 17 instead of 11 (the DFT matrices use aten::outer,
-# opset >= 12). input_shape=None: the size the model's test pipeline gives
-# the conversion image; the -320x320 config fixes it.
-custom_imports = dict(
-    imports=['mmaff', 'mmaff.deployment.mmdeploy_rewriters'],
-    allow_failed_imports=False)
+# mmdeploy 1.3.x: mmaff detectors -> ONNX (onnxruntime), static shape, with
+# the settings of mmdeploy's configs/mmdet/detection/
+# detection_onnxruntime_static.py. input_shape=None: the size the model's
+# test pipeline gives the conversion image; the -320x320 config fixes it.
+_base_ = ['./_base_/onnxruntime.py']
 
-onnx_config = dict(
-    type='onnx',
-    export_params=True,
-    keep_initializers_as_inputs=False,
-    opset_version=17,
-    save_file='end2end.onnx',
-    input_names=['input'],
-    output_names=['dets', 'labels'],
-    input_shape=None,
-    optimize=True)
+onnx_config = dict(output_names=['dets', 'labels'])
 codebase_config = dict(
     type='mmdet',
     task='ObjectDetection',
@@ -32,4 +18,3 @@ codebase_config = dict(
         keep_top_k=100,
         background_label_id=-1,
     ))
-backend_config = dict(type='onnxruntime')
