@@ -61,14 +61,16 @@ def sharp_det(trained_det, tmp_path_factory) -> str:
     spread. After a few toy iterations the detector scores every anchor
     0.200 +- 0.0001 (a softmax over 4 classes and background), where float
     rounding alone decides which boxes NMS keeps; with the redrawn convs
-    the scores are apart and every detection is decided by the model."""
+    (std 20: std 5 left as few as 11 of 50 detections per image clear of
+    ties after some training runs) the scores are apart and the
+    detections are decided by the model."""
     ckpt = torch.load(trained_det, map_location='cpu', weights_only=False)
     gen = torch.Generator().manual_seed(0)
     changed = 0
     for key, value in ckpt['state_dict'].items():
         if re.fullmatch(r'bbox_head\.cls_convs\.\d+\.1\.weight', key):
             ckpt['state_dict'][key] = torch.randn(value.shape,
-                                                  generator=gen) * 5
+                                                  generator=gen) * 20
             changed += 1
     assert changed == 6  # one per SSDLite level
     path = tmp_path_factory.mktemp('sharp_det') / 'sharp_det.pth'
