@@ -26,7 +26,7 @@ from mmaff.utils.checkpoint import (
     read_checkpoint,
 )
 from mmaff.utils.image_files import collect_images, run_on_images
-from mmaff.utils.runner_setup import SCOPE_TASKS, read_config
+from mmaff.utils.runner_setup import SCOPE_TASKS, pick_device, read_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -46,16 +46,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--topk', type=int, default=5,
                         help='classification: classes listed per image')
     return parser.parse_args(argv)
-
-
-def pick_device(device: str | None) -> str:
-    if device is None:
-        return 'cuda' if torch.cuda.is_available() else 'cpu'
-    if device.startswith('cuda') and not torch.cuda.is_available():
-        raise ValueError(f'--device {device}: torch sees no CUDA device')
-    if not device.startswith(('cpu', 'cuda')):
-        raise ValueError(f'--device {device}: use cpu, cuda or cuda:N')
-    return device
 
 
 # --------------------------------------------------------------------------

@@ -256,16 +256,25 @@ def allow_mmengine_checkpoints() -> bool:
 # F3-F6
 
 
-def _replace_sync_bn(cfg):
+def replace_sync_bn(cfg) -> bool:
+    """Turn every ``SyncBN`` / ``MMSyncBN`` norm type in a config (dicts
+    and lists, nested) into ``BN``, in place.
+
+    Returns:
+        bool: Whether there was one.
+    """
+    found = False
     if isinstance(cfg, dict):
         for key, value in cfg.items():
             if key == 'type' and value in ('SyncBN', 'MMSyncBN'):
                 cfg[key] = 'BN'
+                found = True
             else:
-                _replace_sync_bn(value)
+                found = replace_sync_bn(value) or found
     elif isinstance(cfg, list | tuple):
         for value in cfg:
-            _replace_sync_bn(value)
+            found = replace_sync_bn(value) or found
+    return found
 
 
 def _slurm_environment(port=None) -> None:
@@ -366,7 +375,7 @@ def prepare_cpu_distributed(cfg, launcher: str) -> bool:
     cfg['model_wrapper_cfg'] = wrapper
     if cfg.get('sync_bn'):
         cfg['sync_bn'] = None
-    _replace_sync_bn(cfg.get('model'))
+    replace_sync_bn(cfg.get('model'))
     return True
 
 

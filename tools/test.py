@@ -1,7 +1,8 @@
 """Evaluate a checkpoint with any mmaff config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl]
-        [--show-dir DIR] [--cfg-options key=value ...] [--launcher pytorch]
+        [--show-dir DIR] [--device cpu|cuda|cuda:N]
+        [--cfg-options key=value ...] [--launcher pytorch]
 """
 import argparse
 
@@ -15,7 +16,12 @@ from cli_common import (
 import mmaff  # noqa: F401  (registers AFFNet, applies the compat fixes)
 from mmaff.compat import finish_distributed
 from mmaff.utils.checkpoint import CheckpointFitHook, check_checkpoint_file
-from mmaff.utils.runner_setup import build_runner, enable_visualization
+from mmaff.utils.runner_setup import (
+    build_runner,
+    enable_visualization,
+    pick_device,
+    place_runner_model,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -25,6 +31,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--out', help='dump the raw predictions to this pickle file')
     parser.add_argument(
         '--show-dir', help='write prediction drawings to this directory')
+    parser.add_argument(
+        '--device',
+        help='cpu, cuda or cuda:N for a single-process run (default: the '
+        'first GPU when there is one, else cpu)')
     return parser.parse_args(argv)
 
 
@@ -34,6 +44,7 @@ def main(argv=None) -> None:
         # A missing, truncated or foreign file fails here, in a second,
         # before the data and the model are built.
         check_checkpoint_file(args.checkpoint)
+        device = None if args.device is None else pick_device(args.device)
         cfg = config_from_args(args)
         if args.show_dir:
             enable_visualization(cfg, args.show_dir)
@@ -47,6 +58,9 @@ def main(argv=None) -> None:
         evaluators.append(dict(type='DumpResults', out_file_path=args.out))
         cfg.test_evaluator = evaluators
     runner = build_runner(cfg)
+    if device is not None:
+        with exit_on_error():
+            place_runner_model(runner, device)
     # mmengine loads load_from with strict=False, so a checkpoint of another
     # model would be evaluated with random weights where it does not fit.
     runner.register_hook(CheckpointFitHook(args.checkpoint))

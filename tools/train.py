@@ -1,9 +1,11 @@
 """Train any mmaff config (detection, segmentation or classification).
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--cfg-options key=value ...] [--launcher pytorch]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
+        [--amp [--amp-dtype float16|bfloat16]] [--cfg-options key=value ...]
+        [--launcher pytorch]
 
-Multi-process: tools/dist_train.sh CONFIG NUM_PROCS (gloo on CPU).
+Multi-process: tools/dist_train.sh CONFIG NUM_PROCS (NCCL on GPUs, gloo on
+CPU). A single-process run of a SyncBN config trains with BN.
 """
 import argparse
 
@@ -24,7 +26,7 @@ from mmaff.utils.checkpoint import (
     check_pretrained_prefixes,
     find_resumable_checkpoint,
 )
-from mmaff.utils.runner_setup import build_runner, enable_amp
+from mmaff.utils.runner_setup import AMP_DTYPES, build_runner, enable_amp
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,7 +39,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='resume from CKPT, or from the latest checkpoint of the work '
         'dir when no path is given')
     parser.add_argument(
-        '--amp', action='store_true', help='mixed precision (CUDA)')
+        '--amp', action='store_true',
+        help='mixed precision on CUDA (the AFF filters stay float32)')
+    parser.add_argument(
+        '--amp-dtype', choices=AMP_DTYPES,
+        help='what --amp computes in (default: float16, with a dynamic '
+        'loss scale)')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -50,7 +57,9 @@ def main(argv=None) -> None:
     with exit_on_error():
         cfg = config_from_args(args)
         if args.amp:
-            enable_amp(cfg)
+            enable_amp(cfg, args.amp_dtype or 'float16')
+        elif args.amp_dtype:
+            raise ValueError('--amp-dtype is only used with --amp')
         # before the data and the model are built; mmengine would fail
         # there with a bare AssertionError
         check_pretrained_prefixes(cfg.model)

@@ -9,12 +9,14 @@ line and a non-zero exit code.
 """
 import glob
 import os.path as osp
+import re
 
 import torch
 from mmengine.config import Config
+from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 
-from mmaff.compat import prepare_cpu_distributed
+from mmaff.compat import prepare_cpu_distributed, replace_sync_bn
 
 #: The task of each OpenMMLab config scope (a config's ``default_scope``).
 SCOPE_TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation',
@@ -90,7 +92,8 @@ def load_config(path: str,
             ``./work_dirs/<config name>``.
         launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``;
             multi-process runs on CPU get the fixes of
-            :func:`mmaff.compat.prepare_cpu_distributed`. Defaults to
+            :func:`mmaff.compat.prepare_cpu_distributed`; single-process
+            ones get BN for SyncBN (:func:`revert_sync_bn`). Defaults to
             ``'none'``.
 
     Returns:
@@ -106,33 +109,129 @@ def load_config(path: str,
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(path))[0])
+    if launcher == 'none':
+        revert_sync_bn(cfg)
     prepare_cpu_distributed(cfg, launcher)
     return cfg
 
 
-def enable_amp(cfg: Config) -> None:
+#: ``--amp-dtype`` choices: what autocast computes in.
+AMP_DTYPES = ('float16', 'bfloat16')
+
+
+def enable_amp(cfg: Config, dtype: str = 'float16') -> None:
     """Switch the optimizer wrapper to mixed precision (``train.py --amp``).
+
+    Autocast runs the convolutions and matrix products in ``dtype``; the
+    AFF filters keep their FFTs in float32 (they leave autocast), and
+    float16 gets a dynamic loss scale, bfloat16 none (it has float32's
+    exponent range).
+
+    Args:
+        cfg (Config): Runner config, changed in place.
+        dtype (str): ``'float16'`` or ``'bfloat16'``. Defaults to
+            ``'float16'``.
+
+    Raises:
+        RuntimeError: Without a CUDA device (mmengine's ``AmpOptimWrapper``
+            refuses other devices), or for bfloat16 on a GPU without it.
+        ValueError: For another ``dtype``, or if the config uses another
+            wrapper than ``OptimWrapper``.
+    """
+    if dtype not in AMP_DTYPES:
+        raise ValueError(f'--amp-dtype {dtype}: use one of {AMP_DTYPES}')
+    if not torch.cuda.is_available():
+        raise RuntimeError('--amp needs a CUDA device; mmengine 0.10.7 '
+                           'AmpOptimWrapper does not run on CPU')
+    if dtype == 'bfloat16' and not torch.cuda.is_bf16_supported():
+        raise RuntimeError(f'--amp-dtype bfloat16: '
+                           f'{torch.cuda.get_device_name()} has no bfloat16; '
+                           'use float16')
+    optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
+        raise ValueError(f'--amp works with OptimWrapper, the config uses '
+                         f'{optim_wrapper}')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.dtype = dtype
+    if dtype == 'float16':
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        # loss scaling exists for float16's narrow range only
+        cfg.optim_wrapper.pop('loss_scale', None)
+
+
+def revert_sync_bn(cfg: Config) -> bool:
+    """Make a single-process run of a SyncBN config use BN.
+
+    SyncBN synchronises statistics across the processes of a distributed
+    run; one process has nothing to synchronise with, and mmcv's
+    ``MMSyncBN`` cannot even be built without a process group. As mmseg's
+    own train script did, the config gets BN (``sync_bn`` is dropped too);
+    multi-process runs keep SyncBN.
 
     Args:
         cfg (Config): Runner config, changed in place.
 
-    Raises:
-        RuntimeError: Without a CUDA device: mmengine's ``AmpOptimWrapper``
-            refuses other devices.
-        ValueError: If the config uses another wrapper than
-            ``OptimWrapper``.
+    Returns:
+        bool: Whether the config had SyncBN.
     """
+    changed = replace_sync_bn(cfg.get('model')) or bool(cfg.get('sync_bn'))
+    if cfg.get('sync_bn'):
+        cfg.sync_bn = None
+    if changed:
+        print_log('single-process run: SyncBN layers of the config are BN '
+                  '(a distributed launcher keeps SyncBN)', logger='current')
+    return changed
+
+
+def pick_device(device: str | None) -> str:
+    """Check a ``--device`` option: ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Args:
+        device (str, optional): The option; None picks ``cuda`` when torch
+            sees a GPU, else ``cpu``.
+
+    Returns:
+        str: The device.
+
+    Raises:
+        ValueError: For another name, a CUDA device torch does not see, or
+            an index beyond the visible devices.
+    """
+    if device is None:
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    if device == 'cpu':
+        return device
+    match = re.fullmatch(r'cuda(?::(\d+))?', device)
+    if match is None:
+        raise ValueError(f'--device {device}: use cpu, cuda or cuda:N')
     if not torch.cuda.is_available():
-        raise RuntimeError('--amp needs a CUDA device; mmengine 0.10.7 '
-                           'AmpOptimWrapper does not run on CPU')
-    optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if optim_wrapper == 'AmpOptimWrapper':
-        return
-    if optim_wrapper != 'OptimWrapper':
-        raise ValueError(f'--amp works with OptimWrapper, the config uses '
-                         f'{optim_wrapper}')
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        raise ValueError(f'--device {device}: torch sees no CUDA device')
+    count = torch.cuda.device_count()
+    if match.group(1) is not None and int(match.group(1)) >= count:
+        raise ValueError(f'--device {device}: torch sees {count} CUDA '
+                         f'device(s), cuda:0 to cuda:{count - 1}')
+    return device
+
+
+def place_runner_model(runner, device: str) -> None:
+    """Move a single-process runner's model to ``device`` (the Runner puts
+    it on the first GPU whenever there is one).
+
+    Args:
+        runner (Runner): A built runner.
+        device (str): As :func:`pick_device` returns it.
+
+    Raises:
+        ValueError: In a distributed run, whose devices the launcher sets.
+    """
+    if runner.distributed:
+        raise ValueError('--device is for single-process runs; a '
+                         'distributed run gives each process its GPU')
+    if device.startswith('cuda'):
+        torch.cuda.set_device(torch.device(device))
+    # also moves the data preprocessor, which puts each batch there
+    runner.model.to(device)
 
 
 def enable_visualization(cfg: Config, show_dir: str) -> None:
