@@ -54,7 +54,7 @@ if [ "$DRY_RUN" = 1 ]; then
     if [ ${#wheels[@]} -gt 0 ]; then
         say "would reuse ${wheels[0]}"
     elif [ "$MMCV_BUILD" = cpu ] && [ ${#legacy[@]} -gt 0 ]; then
-        say "would move ${legacy[0]} (if it has CPU ops) to $WHEELHOUSE and reuse it"
+        say "would copy ${legacy[0]} (if it has CPU ops) to $WHEELHOUSE and reuse it"
     else
         [ "$MMCV_BUILD" = cuda ] && [ -n "${CUDA_PACKAGES:-}" ] && say "would install $CUDA_PACKAGES"
         say "would build mmcv $MMCV_VERSION with $MMCV_BUILD ops (patched to C++20) into $WHEELHOUSE"
@@ -90,9 +90,9 @@ legacy=("$WHEEL_ROOT/torch-$TORCH_VERSION"/mmcv-"$MMCV_VERSION"-*.whl)
 if [ ${#wheels[@]} -eq 0 ] && [ "$MMCV_BUILD" = cpu ] && [ ${#legacy[@]} -gt 0 ] \
         && [ "$(wheel_kind "${legacy[0]}")" = cpu ]; then
     # Wheelhouses were keyed by the torch version alone before CUDA builds existed.
-    say "moving the CPU wheel ${legacy[0]##*/} from ${legacy[0]%/*} to $WHEELHOUSE"
+    say "copying the CPU wheel ${legacy[0]##*/} from ${legacy[0]%/*} to $WHEELHOUSE"
     mkdir -p "$WHEELHOUSE"
-    mv "${legacy[0]}" "$WHEELHOUSE"/
+    cp "${legacy[0]}" "$WHEELHOUSE"/
     wheels=("$WHEELHOUSE"/mmcv-"$MMCV_VERSION"-*.whl)
 fi
 

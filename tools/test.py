@@ -1,7 +1,7 @@
 """Evaluate a checkpoint with any mmaff config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl]
-        [--show-dir DIR] [--device cpu|cuda|cuda:N]
+        [--show-dir DIR] [--device cpu|cuda|cuda:N] [--fuse-conv-bn]
         [--cfg-options key=value ...] [--launcher pytorch]
 """
 import argparse
@@ -15,6 +15,7 @@ from cli_common import (
 
 import mmaff  # noqa: F401  (registers AFFNet, applies the compat fixes)
 from mmaff.compat import finish_distributed
+from mmaff.utils import FuseForInferenceHook
 from mmaff.utils.checkpoint import CheckpointFitHook, check_checkpoint_file
 from mmaff.utils.runner_setup import (
     build_runner,
@@ -31,6 +32,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--out', help='dump the raw predictions to this pickle file')
     parser.add_argument(
         '--show-dir', help='write prediction drawings to this directory')
+    parser.add_argument(
+        '--fuse-conv-bn', action='store_true',
+        help='fold BatchNorm into the convolutions and run channels-last '
+        '(faster; results equal up to float rounding)')
     parser.add_argument(
         '--device',
         help='cpu, cuda or cuda:N for a single-process run (default: the '
@@ -64,6 +69,8 @@ def main(argv=None) -> None:
     # mmengine loads load_from with strict=False, so a checkpoint of another
     # model would be evaluated with random weights where it does not fit.
     runner.register_hook(CheckpointFitHook(args.checkpoint))
+    if args.fuse_conv_bn:
+        runner.register_hook(FuseForInferenceHook())
     with exit_on_checkpoint_error():
         runner.test()
     finish_distributed()

@@ -1,6 +1,6 @@
-from .speed import fuse_for_inference, tune_malloc
+from .speed import FuseForInferenceHook, fuse_for_inference, tune_malloc
 
-__all__ = ['fuse_for_inference', 'tune_malloc']
+__all__ = ['FuseForInferenceHook', 'fuse_for_inference', 'tune_malloc']
 
 from .checkpoint import (  # noqa: E402
     CheckpointError,

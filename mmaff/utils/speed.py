@@ -9,6 +9,7 @@ import ctypes.util
 
 import torch
 import torch.nn as nn
+from mmengine.hooks import Hook
 
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -70,3 +71,29 @@ def fuse_for_inference(model: nn.Module,
     if channels_last:
         model.to(memory_format=torch.channels_last)
     return model
+
+
+class FuseForInferenceHook(Hook):
+    """Runner hook behind ``tools/test.py --fuse-conv-bn``: once the
+    checkpoint is loaded, before the first test batch, apply
+    :func:`fuse_for_inference` to the runner's model.
+
+    Results equal the unfused model's up to float rounding; the model then
+    cannot train any more (the BN layers are gone), which a test run never
+    needs.
+
+    Args:
+        channels_last (bool): Also switch to channels-last weights.
+            Defaults to True.
+    """
+
+    priority = 'LOWEST'
+
+    def __init__(self, channels_last: bool = True) -> None:
+        self.channels_last = channels_last
+
+    def before_test(self, runner) -> None:
+        model = runner.model
+        # a DDP-wrapped model (tools/dist_test.sh) keeps the network in .module
+        model = getattr(model, 'module', model)
+        fuse_for_inference(model, self.channels_last)
