@@ -18,18 +18,20 @@ def final_metrics(log: str) -> dict[str, str]:
                            r'[a-zA-Z_0-9]*): ([\d.-]+)', line))
 
 
-@pytest.mark.parametrize('task, data', [('segmentation', 'toy_ade'),
-                                        ('detection', 'toy_coco')])
-def test_test_py_fuse_conv_bn_keeps_the_metrics(task, data, request):
+@pytest.mark.parametrize('task, data, extra', [
+    # with --device: the segmentor is moved to the CPU before fusing
+    ('segmentation', 'toy_ade', ('--device', 'cpu')),
+    ('detection', 'toy_coco', ()),
+])
+def test_test_py_fuse_conv_bn_keeps_the_metrics(task, data, extra, request):
     data_root = request.getfixturevalue(data)
     checkpoint = request.getfixturevalue(
         {'segmentation': 'trained_seg', 'detection': 'trained_det'}[task])
     plain = final_metrics(success_log(run_tool(
         'test.py', TOY_CONFIGS[task], data_root, checkpoint)))
-    fused_log = success_log(run_tool(
+    fused = final_metrics(success_log(run_tool(
         'test.py', TOY_CONFIGS[task], data_root, checkpoint,
-        '--fuse-conv-bn'))
-    fused = final_metrics(fused_log)
+        '--fuse-conv-bn', *extra)))
     assert len(plain) >= 3
     assert fused == plain
 

@@ -218,7 +218,7 @@ def test_gpu_check_tiny_on_cpu(tmp_path):
     speed = {(r['model'], r['setting']) for r in rows
              if r['section'] == 'speed'}
     for model in ('AFFNet-ET', 'MobileViT-XXS', 'MobileNetV2-1.0'):
-        for setting in ('b1 float32 64x64', 'b2 bfloat16 64x64'):
+        for setting in ('b1 float32 32x32', 'b2 bfloat16 32x32'):
             assert (model, setting) in speed
     assert ('AFFNet / MobileViT-S', 'b2 float32') in speed
     mixer = {r['setting'] for r in rows if r['section'] == 'mixer'}
@@ -306,11 +306,8 @@ def test_single_process_runs_use_bn_multi_gpu_runs_keep_syncbn(monkeypatch):
     assert multi.get('model_wrapper_cfg') is None
 
 
-def test_test_py_device_option(toy_ade, trained_seg):
-    result = run_tool('test.py', TOY_ADE_CFG, toy_ade, trained_seg,
-                      '--device', 'cpu')
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert 'mIoU' in result.stdout + result.stderr
+def test_test_py_device_option_errors(toy_ade, trained_seg):
+    # a run with --device cpu: tests/test_fuse_conv_bn.py
     bad = run_tool('test.py', TOY_ADE_CFG, toy_ade, trained_seg, '--device',
                    'tpu')
     assert bad.returncode == 1

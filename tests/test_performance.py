@@ -143,6 +143,36 @@ def test_fused_channels_last_model_matches_unfused_and_official():
     torch.testing.assert_close(logits, reference, rtol=1e-4, atol=1e-4)
 
 
+def test_channels_last_default_matches_contiguous_forward_and_backward():
+    """AFFNet runs channels-last unless told otherwise; the values, the
+    gradients and the state dict are those of the contiguous run, which is
+    the official model's."""
+    model, official = converted_official_classifier('et')
+    assert model.backbone.channels_last
+    contiguous = copy.deepcopy(model)
+    contiguous.backbone.channels_last = False
+    x = torch.rand(2, 3, 97, 131)
+    with torch.no_grad():
+        features = model.backbone(x)
+        plain = contiguous.backbone(x)
+        torch.testing.assert_close(official(x), model(x, mode='tensor'),
+                                   rtol=1e-4, atol=1e-4)
+    assert all(f.is_contiguous(memory_format=CL) for f in features)
+    assert all(f.is_contiguous() for f in plain)
+    for ours, ref in zip(features, plain):
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+    grads = []
+    weight = torch.randn(2, 1000)
+    for net in (model, contiguous):
+        net.zero_grad()
+        xg = x.clone().requires_grad_(True)
+        (net(xg, mode='tensor') * weight).sum().backward()
+        grads.append([xg.grad] + [p.grad for p in net.parameters()])
+    for ours, ref in zip(*grads):
+        assert (ours - ref).norm() <= 1e-4 * ref.norm()
+    assert model.state_dict().keys() == contiguous.state_dict().keys()
+
+
 def test_time_interleaved_times_every_function_every_round():
     calls = []
     fns = {name: (lambda name=name: calls.append(name)) for name in 'abc'}

@@ -60,11 +60,11 @@ SETTINGS = {
                  batches=(1, 64), size=256, rounds={1: 30, 64: 10},
                  mixer_channels=64, mixer_sizes=(32, 64, 128, 256),
                  mixer_rounds=10),
-    'tiny': dict(equal=[(1, 64, 64), (1, 33, 47)],
-                 amp_batch=2, amp_size=64, amp_steps=2,
-                 batches=(1, 2), size=64, rounds={1: 3, 2: 2},
+    'tiny': dict(equal=[(1, 48, 48), (1, 33, 47)],
+                 amp_batch=2, amp_size=48, amp_steps=2,
+                 batches=(1, 2), size=32, rounds={1: 2, 2: 2},
                  mixer_channels=16, mixer_sizes=(8, 16, 32),
-                 mixer_rounds=3),
+                 mixer_rounds=2),
 }
 
 

@@ -336,7 +336,9 @@ class AdaptiveFrequencyFilter(BaseModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            xc = x.to(self._compute_dtype(x.dtype))
+            # contiguous: the FFTs and reshapes of a channels-last map would
+            # each copy it, more than this one copy costs
+            xc = x.to(self._compute_dtype(x.dtype)).contiguous()
             if self.dft_mode == 'matmul':
                 out = self._filter_matmul(xc)
             else:
