@@ -134,7 +134,7 @@ def test_runtime_detections_equal_pytorch(det_export, sharp_det, toy_coco):
     cfg = read_config(TOY_CONFIGS['detection'])
     model = build_model_from_config(cfg, sharp_det)
     exported = ExportedModel(str(det_export[0]), cfg)
-    images = sorted(Path(toy_coco, 'val').glob('*.jpg'))[:3]
+    images = sorted(Path(toy_coco, 'val').glob('*.jpg'))
     total = 0
     for image in images:
         ours = exported.predict(str(image)).pred_instances
@@ -145,7 +145,9 @@ def test_runtime_detections_equal_pytorch(det_export, sharp_det, toy_coco):
         checked, unmatched = match_detections(ours, ref)
         assert unmatched == 0, f'{image}: {unmatched} of {checked}'
         total += checked
-    assert total >= 30
+    # toy backgrounds leave many exact score ties, which are not checked;
+    # fresh toy detectors left 17 to over 40 clear detections on 3 images
+    assert total >= 15
 
 
 def test_retinanet_exports_end_to_end(tmp_path):

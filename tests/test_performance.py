@@ -173,6 +173,83 @@ def test_channels_last_default_matches_contiguous_forward_and_backward():
     assert model.state_dict().keys() == contiguous.state_dict().keys()
 
 
+def randomise_bn(model: torch.nn.Module, seed: int = 0) -> None:
+    """Running statistics and affine parameters far from the identity."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(0.2 * torch.randn(n, generator=gen))
+                m.running_var.copy_(0.5 + torch.rand(n, generator=gen))
+                m.weight.copy_(1 + 0.3 * torch.randn(n, generator=gen))
+                m.bias.copy_(0.2 * torch.randn(n, generator=gen))
+
+
+def test_folding_conv_module_equals_conv_module_and_follows_changes():
+    from mmcv.cnn import ConvModule
+
+    from mmaff.models.layers import FoldingConvModule
+    torch.manual_seed(0)
+    args = (8, 16, 3)
+    kwargs = dict(padding=1, groups=2, norm_cfg=dict(type='BN'),
+                  act_cfg=dict(type='SiLU'))
+    plain, folding = ConvModule(*args, **kwargs), FoldingConvModule(
+        *args, **kwargs)
+    folding.load_state_dict(plain.state_dict())
+    assert folding.state_dict().keys() == plain.state_dict().keys()
+    randomise_bn(plain)
+    folding.load_state_dict(plain.state_dict())
+    plain.eval()
+    folding.eval()
+    x = torch.randn(2, 8, 12, 10)
+    for inp in (x, x.contiguous(memory_format=CL)):
+        with torch.no_grad():
+            torch.testing.assert_close(folding(inp), plain(inp), rtol=1e-5,
+                                       atol=1e-5)
+        assert folding._folded is not None
+    # an optimizer-style in-place write is seen through the version counter
+    with torch.no_grad():
+        for module in (plain, folding):
+            module.conv.weight.mul_(-2)
+            module.norm.running_var.mul_(3)
+        torch.testing.assert_close(folding(x), plain(x), rtol=1e-5,
+                                   atol=1e-5)
+    # load_state_dict and eval() drop the cache
+    plain.conv.weight.data.normal_()
+    folding.load_state_dict(plain.state_dict())
+    assert folding._folded is None
+    with torch.no_grad():
+        torch.testing.assert_close(folding(x), plain(x), rtol=1e-5,
+                                   atol=1e-5)
+    folding.eval()
+    assert folding._folded is None
+    # with autograd or in training the plain layers run
+    folding(x).sum().backward()
+    assert folding._folded is None and folding.conv.weight.grad is not None
+    folding.train()
+    with torch.no_grad():
+        folding(x)
+    assert folding._folded is None
+
+
+def test_affnet_folds_bn_at_inference_only():
+    model = build_classifier('et')
+    randomise_bn(model)
+    model.eval()
+    plain = copy.deepcopy(model)
+    plain.backbone.fold_bn_in_eval = False
+    x = torch.rand(2, 3, 96, 80)
+    with torch.no_grad():
+        folded = model(x, mode='tensor')
+        reference = plain(x, mode='tensor')
+    torch.testing.assert_close(folded, reference, rtol=1e-5, atol=1e-5)
+    convs = [m for m in model.backbone.modules() if hasattr(m, '_folded')]
+    assert len(convs) > 40 and all(m._folded is not None for m in convs)
+    assert all(m._folded is None for m in plain.backbone.modules()
+               if hasattr(m, '_folded'))
+
+
 def test_time_interleaved_times_every_function_every_round():
     calls = []
     fns = {name: (lambda name=name: calls.append(name)) for name in 'abc'}
@@ -206,7 +283,7 @@ def test_speed_benchmark_writes_tables_plots_and_samples(tmp_path):
             '--sections', 'models', 'gflops', 'mixer', 'train',
             '--size', '64', '--batches', '1', '2', '--rounds', '2',
             '--mixer-sizes', '8', '16', '--mixer-budget-s', '0.05',
-            '--train-rounds', '1', '--train-sizes', '128', '64',
+            '--train-rounds', '1', '--train-sizes', '96', '64',
             '--train-batches', '2', '2', '--out-dir', str(tmp_path)
         ])
     finally:

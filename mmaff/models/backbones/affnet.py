@@ -3,13 +3,12 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmaff.registry import MODELS
 
-from ..layers import AFFBlock, InvertedResidual
+from ..layers import AFFBlock, FoldingConvModule, InvertedResidual
 from ..layers.frequency_filter import check_dft_mode
 
 
@@ -74,6 +73,12 @@ class AFFNet(BaseModule):
             inference 1.16x (batch 1) / 1.2x (batch 8), an SSDLite training
             step 1.16x. Weights and checkpoints are unaffected. Defaults to
             True.
+        fold_bn_in_eval (bool): At inference (eval mode, no autograd, eager)
+            run each convolution + BatchNorm as one convolution with the
+            BatchNorm folded in, cached until a weight changes (see
+            :class:`~mmaff.models.layers.FoldingConvModule`). Outputs equal
+            the unfolded ones up to float rounding; training, export and
+            ``torch.compile`` see the plain layers. Defaults to True.
         init_cfg (dict | list[dict], optional): Initialization config; use
             ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``
             to load the backbone of a classifier checkpoint.
@@ -135,6 +140,7 @@ class AFFNet(BaseModule):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  channels_last: bool = True,
+                 fold_bn_in_eval: bool = True,
                  init_cfg: dict | list[dict] | None = [
                      dict(type='Kaiming', layer=['Conv2d']),
                      dict(
@@ -163,7 +169,7 @@ class AFFNet(BaseModule):
         self.channels_last = channels_last
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
 
-        self.stem = ConvModule(
+        self.stem = FoldingConvModule(
             in_channels,
             arch['stem_channels'],
             3,
@@ -186,9 +192,22 @@ class AFFNet(BaseModule):
         self.out_channels.append(expand_channels)
         self.conv_1x1_exp = None
         if self.num_stages in self.out_indices:
-            self.conv_1x1_exp = ConvModule(channels, expand_channels, 1,
+            self.conv_1x1_exp = FoldingConvModule(channels, expand_channels, 1,
                                            **common)
+        self.fold_bn_in_eval = fold_bn_in_eval
         self._freeze_stages()
+
+    @property
+    def fold_bn_in_eval(self) -> bool:
+        """Whether convolution + BatchNorm run folded at inference."""
+        return self._fold_bn_in_eval
+
+    @fold_bn_in_eval.setter
+    def fold_bn_in_eval(self, value: bool) -> None:
+        self._fold_bn_in_eval = bool(value)
+        for module in self.modules():
+            if isinstance(module, FoldingConvModule):
+                module.fold_bn_in_eval = self._fold_bn_in_eval
 
     @classmethod
     def _parse_arch(cls, arch: str | dict) -> dict:

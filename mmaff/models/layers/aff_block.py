@@ -2,10 +2,11 @@
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
-from mmcv.cnn import ConvModule, build_norm_layer
+from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 
+from .folding_conv_module import FoldingConvModule
 from .frequency_filter import AdaptiveFrequencyFilter
 from .inverted_residual import InvertedResidual
 
@@ -138,7 +139,7 @@ class AFFBlock(BaseModule):
                 with_cp=with_cp) for rate in drop_path_rates
         ])
         self.norm = build_norm_layer(token_norm_cfg, channels)[1]
-        self.conv_proj = ConvModule(
+        self.conv_proj = FoldingConvModule(
             channels,
             channels,
             1,
@@ -147,7 +148,7 @@ class AFFBlock(BaseModule):
             act_cfg=None)
         self.fusion = None
         if with_fusion:
-            self.fusion = ConvModule(
+            self.fusion = FoldingConvModule(
                 2 * channels,
                 channels,
                 1,

@@ -1,8 +1,9 @@
 """MobileNetV2 inverted residual block as used by AFFNet."""
 import torch
 import torch.utils.checkpoint as cp
-from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
+
+from .folding_conv_module import FoldingConvModule
 
 
 def make_divisible(value: float, divisor: int = 8,
@@ -54,11 +55,11 @@ class InvertedResidual(BaseModule):
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg)
         self.expand_conv = None
         if expand_ratio != 1:
-            self.expand_conv = ConvModule(
+            self.expand_conv = FoldingConvModule(
                 in_channels, hidden_channels, 1, act_cfg=act_cfg, **common)
         else:
             hidden_channels = in_channels
-        self.depthwise_conv = ConvModule(
+        self.depthwise_conv = FoldingConvModule(
             hidden_channels,
             hidden_channels,
             3,
@@ -68,7 +69,7 @@ class InvertedResidual(BaseModule):
             groups=hidden_channels,
             act_cfg=act_cfg,
             **common)
-        self.linear_conv = ConvModule(
+        self.linear_conv = FoldingConvModule(
             hidden_channels, out_channels, 1, act_cfg=None, **common)
 
     def _inner_forward(self, x: torch.Tensor) -> torch.Tensor:
