@@ -256,24 +256,34 @@ def allow_mmengine_checkpoints() -> bool:
 # F3-F6
 
 
-def replace_sync_bn(cfg) -> bool:
-    """Turn every ``SyncBN`` / ``MMSyncBN`` norm type in a config (dicts
-    and lists, nested) into ``BN``, in place.
-
-    Returns:
-        bool: Whether there was one.
-    """
+def _sync_bn_to_bn(node) -> bool:
     found = False
-    if isinstance(cfg, dict):
-        for key, value in cfg.items():
+    if isinstance(node, dict):
+        for key, value in node.items():
             if key == 'type' and value in ('SyncBN', 'MMSyncBN'):
-                cfg[key] = 'BN'
+                node[key] = 'BN'
                 found = True
             else:
-                found = replace_sync_bn(value) or found
-    elif isinstance(cfg, list | tuple):
-        for value in cfg:
-            found = replace_sync_bn(value) or found
+                found = _sync_bn_to_bn(value) or found
+    elif isinstance(node, list | tuple):
+        for value in node:
+            found = _sync_bn_to_bn(value) or found
+    return found
+
+
+def replace_sync_bn(cfg) -> bool:
+    """Make a Runner config use BN instead of SyncBN, in place: every
+    ``SyncBN`` / ``MMSyncBN`` norm type in ``cfg.model`` (nested dicts and
+    lists) becomes ``BN``, and ``sync_bn`` (the Runner's conversion to
+    SyncBN) is dropped.
+
+    Returns:
+        bool: Whether there was any SyncBN.
+    """
+    found = _sync_bn_to_bn(cfg.get('model'))
+    if cfg.get('sync_bn'):
+        cfg['sync_bn'] = None
+        found = True
     return found
 
 
@@ -373,9 +383,7 @@ def prepare_cpu_distributed(cfg, launcher: str) -> bool:
         broadcast_buffers = wrapper.pop('broadcast_buffers', None)
         wrapper.setdefault('forward_sync_buffers', bool(broadcast_buffers))
     cfg['model_wrapper_cfg'] = wrapper
-    if cfg.get('sync_bn'):
-        cfg['sync_bn'] = None
-    replace_sync_bn(cfg.get('model'))
+    replace_sync_bn(cfg)
     return True
 
 

@@ -175,9 +175,7 @@ def revert_sync_bn(cfg: Config) -> bool:
     Returns:
         bool: Whether the config had SyncBN.
     """
-    changed = replace_sync_bn(cfg.get('model')) or bool(cfg.get('sync_bn'))
-    if cfg.get('sync_bn'):
-        cfg.sync_bn = None
+    changed = replace_sync_bn(cfg)
     if changed:
         print_log('single-process run: SyncBN layers of the config are BN '
                   '(a distributed launcher keeps SyncBN)', logger='current')

@@ -44,8 +44,10 @@ from statistics import median
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from benchmark_utils import machine_description, time_interleaved
+from benchmark_utils import machine_description, synchronize, time_interleaved
 from speed import CLASSIFIERS, SelfAttentionMixer, build_model
+
+from mmaff.utils.runner_setup import pick_device
 
 OURS = ('AFFNet-ET', 'AFFNet-T', 'AFFNet')
 PAIRS = [('AFFNet-ET', 'MobileViT-XXS'), ('AFFNet-ET', 'MobileNetV2-1.0'),
@@ -114,11 +116,6 @@ class Table:
 
 
 # ------------------------------------------------------------------ helpers
-def synchronize(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
 @contextmanager
 def no_tf32():
     """Full float32 convolutions and matmuls (cuDNN uses TF32 by default,
@@ -351,10 +348,10 @@ def check_mixer(table: Table, device: torch.device, settings: dict,
 def main(argv=None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
-    device = torch.device(args.device)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        print(f'error: --device {args.device}: torch sees no CUDA device',
-              file=sys.stderr)
+    try:
+        device = torch.device(pick_device(args.device))
+    except ValueError as error:
+        print(f'error: {error}', file=sys.stderr)
         return 1
     if device.type == 'cuda':
         torch.cuda.set_device(device)

@@ -597,8 +597,9 @@ def run_gflops(args, report: Report, throughput: dict) -> None:
             peak, shape = peaks[batch]
             row = [name, str(batch), f'{macs / 1e9:.3f}']
             for mode in ('default', 'fused'):
-                share = macs * throughput[(f'{name}|{mode}', batch)] / peak
-                row.append(f'{share * peak / 1e9:.1f} = {100 * share:.0f} % '
+                rate = macs * throughput[(f'{name}|{mode}', batch)]
+                share = rate / peak
+                row.append(f'{rate / 1e9:.1f} = {100 * share:.0f} % '
                            f'{"met" if share >= DENSE_TARGET else "NOT met"}')
             rows.append(row + [f'{peak / 1e9:.1f} ({shape})'])
     report.results['dense_conv_gmacs'] = {

@@ -192,8 +192,8 @@ class AFFNet(BaseModule):
         self.out_channels.append(expand_channels)
         self.conv_1x1_exp = None
         if self.num_stages in self.out_indices:
-            self.conv_1x1_exp = FoldingConvModule(channels, expand_channels, 1,
-                                           **common)
+            self.conv_1x1_exp = FoldingConvModule(
+                channels, expand_channels, 1, **common)
         self.fold_bn_in_eval = fold_bn_in_eval
         self._freeze_stages()
 
