@@ -5,6 +5,8 @@ PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.mmaff-installed
 DEPS   := tools/install_env.sh setup.py $(wildcard requirements/*.txt)
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist); each takes whole test files.
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test lint clean-venv
 
@@ -18,7 +20,7 @@ demo: $(STAMP)
 	$(PYTHON) tools/demo.py
 
 test: $(STAMP)
-	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
+	$(PYTHON) -m pytest tests -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mmaff tools tests configs

@@ -1,29 +1,66 @@
-"""Fixtures shared by the tests: the toy data sets, generated once per
-session by the tools in tools/dataset_converters. The plain helper
-functions are in helpers.py."""
+"""Fixtures shared by the tests: the toy data sets and toy checkpoints,
+generated once per test run by the tools in tools/dataset_converters and
+tools/train.py. The plain helper functions are in helpers.py.
+
+``make test`` runs the tests in parallel processes (pytest-xdist, one file
+per process at a time): the session fixtures here are built by the first
+process that needs them, under a file lock, and read by the others."""
+import json
+import os
+
 import pytest
+import torch
+from filelock import FileLock
 from helpers import make_toy, train
+
+
+def pytest_configure(config) -> None:
+    workers = os.environ.get('PYTEST_XDIST_WORKER_COUNT')
+    if workers and int(workers) > 1:
+        # The workers share the cores: one compute thread each, also in the
+        # tools they run, instead of every process spinning on all cores.
+        os.environ['OMP_NUM_THREADS'] = '1'
+        torch.set_num_threads(1)
+
+
+def _built_once(tmp_path_factory, name: str, build) -> str:
+    """``build(folder)`` run once per test run, also across pytest-xdist
+    workers (their temporary folders share a parent); returns what it
+    returned, a path."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        root = root.parent
+    folder = root / f'shared_{name}'
+    record = root / f'shared_{name}.json'
+    with FileLock(str(root / f'shared_{name}.lock')):
+        if not record.exists():
+            folder.mkdir(exist_ok=True)
+            record.write_text(json.dumps(build(folder)))
+        return json.loads(record.read_text())
 
 
 @pytest.fixture(scope='session')
 def toy_imagenet(tmp_path_factory) -> str:
-    return make_toy('imagenet', tmp_path_factory.mktemp('toy_imagenet'))
+    return _built_once(tmp_path_factory, 'toy_imagenet',
+                       lambda out: make_toy('imagenet', out))
 
 
 @pytest.fixture(scope='session')
 def toy_coco(tmp_path_factory) -> str:
-    return make_toy('coco', tmp_path_factory.mktemp('toy_coco'))
+    return _built_once(tmp_path_factory, 'toy_coco',
+                       lambda out: make_toy('coco', out))
 
 
 @pytest.fixture(scope='session')
 def toy_ade(tmp_path_factory) -> str:
-    return make_toy('ade20k', tmp_path_factory.mktemp('toy_ade20k'))
+    return _built_once(tmp_path_factory, 'toy_ade20k',
+                       lambda out: make_toy('ade20k', out))
 
 
 @pytest.fixture(scope='session')
 def toy_voc(tmp_path_factory) -> str:
-    return make_toy('ade20k', tmp_path_factory.mktemp('toy_voc'), '--layout',
-                    'voc')
+    return _built_once(tmp_path_factory, 'toy_voc',
+                       lambda out: make_toy('ade20k', out, '--layout', 'voc'))
 
 
 # Checkpoints of the toy configs after a few training iterations: real
@@ -39,10 +76,13 @@ TOY_CONFIGS = {
 
 def _trained(tmp_path_factory, task: str, data_root: str,
              **train_cfg) -> str:
-    work = tmp_path_factory.mktemp(f'trained_{task}')
-    train(TOY_CONFIGS[task], data_root, work, **train_cfg)
-    with open(work / 'last_checkpoint') as f:
-        return f.read().strip()
+
+    def build(work) -> str:
+        train(TOY_CONFIGS[task], data_root, work, **train_cfg)
+        with open(work / 'last_checkpoint') as f:
+            return f.read().strip()
+
+    return _built_once(tmp_path_factory, f'trained_{task}', build)
 
 
 @pytest.fixture(scope='session')

@@ -218,8 +218,10 @@ def test_dropout_head_train_eval_and_state_dict():
         DropoutLinearClsHead
     assert mmpretrain.registry.MODELS.get('DropoutLinearClsHead') is \
         DropoutLinearClsHead
-    head = DropoutLinearClsHead(num_classes=3, in_channels=4000,
-                                dropout_rate=0.5)
+    # the head builds its loss in the current scope, as in a config run
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        head = DropoutLinearClsHead(num_classes=3, in_channels=4000,
+                                    dropout_rate=0.5)
     assert set(head.state_dict()) == {'fc.weight', 'fc.bias'}
     feats = (torch.ones(2, 4000), )
     head.train()

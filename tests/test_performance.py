@@ -284,7 +284,8 @@ def test_speed_benchmark_writes_tables_plots_and_samples(tmp_path):
             '--size', '64', '--batches', '1', '2', '--rounds', '2',
             '--mixer-sizes', '8', '16', '--mixer-budget-s', '0.05',
             '--train-rounds', '1', '--train-sizes', '96', '64',
-            '--train-batches', '2', '2', '--out-dir', str(tmp_path)
+            '--train-batches', '2', '2', '--threads', '1',
+            '--out-dir', str(tmp_path)
         ])
     finally:
         torch.set_num_threads(threads)

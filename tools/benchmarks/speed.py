@@ -497,6 +497,10 @@ def train_step_fn(path: str, task: str, size: int, batch: int,
                   args) -> Callable:
     from mmengine.optim import AmpOptimWrapper, OptimWrapper
     model = build_model(path).to(args.device).train()
+    if getattr(model.data_preprocessor, 'size', None) is not None:
+        # mmseg pads every batch to the config's crop size: pad to the size
+        # measured instead (the same at the default sizes)
+        model.data_preprocessor.size = (size, size)
     generator = torch.Generator().manual_seed(0)
     head = model.bbox_head if task == 'detection' else model.decode_head
     data = synthetic_batch(task, batch, size, head.num_classes, generator)
