@@ -48,6 +48,12 @@ def set_dft_mode(model: nn.Module, dft_mode: str) -> int:
     return len(filters)
 
 
+def _is_traced() -> bool:
+    """Whether the call is being exported, traced or compiled."""
+    return (torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+            or torch.jit.is_scripting() or torch.compiler.is_compiling())
+
+
 @MODELS.register_module()
 class AdaptiveFrequencyFilter(BaseModule):
     """Adaptive frequency filter, the token mixer of AFFNet.
@@ -60,9 +66,11 @@ class AdaptiveFrequencyFilter(BaseModule):
     large as the feature map (see :meth:`spatial_kernel`). No parameter
     depends on the spatial size, so any ``H x W`` works.
 
-    The complex MLP runs as two batched real matrix products over the
-    stacked real and imaginary parts of each group's channels. The
-    parameters keep the layout of
+    The complex MLP runs as two batched real matrix products over each
+    group's real and imaginary parts. In eager mode the spectrum is taken
+    channels-last, where those parts already lie side by side (see
+    :meth:`_filter_fft`); exporters and the compiler get an NCHW spectrum
+    with the parts stacked per group. The parameters keep the layout of
     the official implementation (``w1``, ``b1``, ``w2``, ``b2``, index 0 =
     real part, 1 = imaginary part, weights indexed ``[group, in, out]``), so
     official weights load without reshaping.
@@ -146,10 +154,15 @@ class AdaptiveFrequencyFilter(BaseModule):
         # CPU), so everything below float64 is filtered in float32.
         return torch.float64 if dtype == torch.float64 else torch.float32
 
-    def _block_weights(self, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-        """Both complex layers as real per-group matrices acting on columns
-        ``[re_0 .. re_b, im_0 .. im_b]``: weights ``(G, 2 * out, 2 * in)``
-        and biases ``(G, 2 * out, 1)``.
+    def _block_weights(self, dtype: torch.dtype,
+                       interleaved: bool = False) -> tuple[torch.Tensor, ...]:
+        """Both complex layers as real per-group matrices.
+
+        By default they act on columns ``[re_0 .. re_b, im_0 .. im_b]``:
+        weights ``(G, 2 * out, 2 * in)`` and biases ``(G, 2 * out, 1)``.
+        ``interleaved`` gives them for rows ``[re_0, im_0, re_1, im_1, ..]``
+        (the memory order of ``torch.view_as_real``) instead: weights
+        ``(G, 2 * in, 2 * out)`` and biases ``(G, 1, 2 * out)``.
 
         Without autograd the result is cached for as long as the parameters
         hold the values it was built from. The check compares values, not
@@ -161,25 +174,37 @@ class AdaptiveFrequencyFilter(BaseModule):
         use_cache = not (torch.is_grad_enabled()
                          and any(p.requires_grad for p in params)
                          or torch.compiler.is_compiling())
+        key = (dtype, interleaved)
         if use_cache and self._weight_cache is not None:
-            cached_dtype, sources, weights = self._weight_cache
-            if cached_dtype == dtype and all(
+            cached_key, sources, weights = self._weight_cache
+            if cached_key == key and all(
                     s.device == p.device and s.dtype == p.dtype
                     and s.shape == p.shape and torch.equal(s, p)
                     for s, p in zip(sources, params)):
                 return weights
         out = []
         for weight, bias in ((self.w1, self.b1), (self.w2, self.b2)):
+            # (a + ib)(c + id) = (ac - bd) + i(ad + bc)
+            if interleaved:
+                w_re, w_im = weight[0].to(dtype), weight[1].to(dtype)
+                # (G, in, re/im of the input, out, re/im of the output)
+                out.append(
+                    torch.stack([
+                        torch.stack([w_re, w_im], -1),
+                        torch.stack([-w_im, w_re], -1)
+                    ], 2).flatten(3).flatten(1, 2))
+                out.append(bias.to(dtype).permute(1, 2, 0).flatten(1)
+                           .unsqueeze(1))
+                continue
             w_re = weight[0].transpose(1, 2).to(dtype)  # (G, out, in)
             w_im = weight[1].transpose(1, 2).to(dtype)
-            # (a + ib)(c + id) = (ac - bd) + i(ad + bc)
             real_rows = torch.cat([w_re, -w_im], dim=2)
             imag_rows = torch.cat([w_im, w_re], dim=2)
             out.append(torch.cat([real_rows, imag_rows], dim=1))
             out.append(torch.cat([bias[0], bias[1]], dim=1).unsqueeze(-1)
                        .to(dtype))
         if use_cache:
-            self._weight_cache = (dtype,
+            self._weight_cache = (key,
                                   tuple(p.detach().clone() for p in params),
                                   tuple(out))
         return tuple(out)
@@ -210,7 +235,10 @@ class AdaptiveFrequencyFilter(BaseModule):
         :meth:`_complex_mlp`), in the same layout."""
         w1, b1, w2, b2 = self._block_weights(stacked.dtype)
         hidden = self.act(torch.matmul(w1, stacked) + b1)
-        out = torch.matmul(w2, hidden) + b2
+        return self._shrink(torch.matmul(w2, hidden) + b2)
+
+    def _shrink(self, out: torch.Tensor) -> torch.Tensor:
+        """The soft-shrink of the mask's real and imaginary parts."""
         if torch.onnx.is_in_onnx_export():
             # The same values (x - clamp(x) is exactly 0 inside the band),
             # as Clip + Sub instead of the Abs, Greater, Sign, Mul, Sub, Mul
@@ -231,6 +259,30 @@ class AdaptiveFrequencyFilter(BaseModule):
         b = self.group_channels
         return spec, torch.complex(mask[:, :, :b], mask[:, :, b:]).view(
             shape)
+
+    def _filter_fft(self, x: torch.Tensor) -> torch.Tensor:
+        """``irfft2(M(X) * X)`` with the spectrum channels-last.
+
+        ``X`` is taken along H and W of ``x`` seen as (N, H, W, C), free
+        for a channels-last input. Its memory is then already (N, H, Wf, C,
+        re/im): each group's interleaved real and imaginary parts are
+        consecutive, so the MLP's input is a view and its two layers are
+        batched products over the groups with the bias added in the same
+        call; the only copy is the mask's way back from (G, N * H * Wf,
+        2 * b). The result is (N, C, H, W) in the channels-last format."""
+        n, c, h, w = x.shape
+        g = self.num_groups
+        spec = torch.fft.rfft2(x.permute(0, 2, 3, 1), dim=(1, 2),
+                               norm='ortho')
+        parts = torch.view_as_real(spec).reshape(-1, g, 2 * c // g)
+        w1, b1, w2, b2 = self._block_weights(x.dtype, interleaved=True)
+        hidden = self.act(torch.baddbmm(b1, parts.transpose(0, 1), w1))
+        mask = self._shrink(torch.baddbmm(b2, hidden, w2))
+        mask = torch.view_as_complex(
+            mask.transpose(0, 1).reshape(*spec.shape, 2))
+        out = torch.fft.irfft2(mask * spec, s=(h, w), dim=(1, 2),
+                               norm='ortho')
+        return out.permute(0, 3, 1, 2)
 
     def _dft_matrices(self, h: int, w: int, dtype: torch.dtype,
                       device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -336,12 +388,15 @@ class AdaptiveFrequencyFilter(BaseModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            # contiguous: the FFTs and reshapes of a channels-last map would
-            # each copy it, more than this one copy costs
-            xc = x.to(self._compute_dtype(x.dtype)).contiguous()
-            if self.dft_mode == 'matmul':
-                out = self._filter_matmul(xc)
+            xc = x.to(self._compute_dtype(x.dtype))
+            if self.dft_mode == 'fft' and not _is_traced():
+                out = self._filter_fft(xc)
+            elif self.dft_mode == 'matmul':
+                out = self._filter_matmul(xc.contiguous())
             else:
+                # Exporters and the compiler get the NCHW spectrum, which
+                # they handle without complex views.
+                xc = xc.contiguous()
                 spec, mask = self._spectrum_and_mask(xc)
                 # s= the input size restores odd widths (rfft2 drops them).
                 out = torch.fft.irfft2(mask * spec, s=xc.shape[-2:],
