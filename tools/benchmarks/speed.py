@@ -204,6 +204,11 @@ def fmt_table(header: list[str], rows: list[list[str]]) -> str:
     return '\n'.join(lines)
 
 
+def verdict(value: float, target: float) -> str:
+    """``'met'`` if ``value`` reaches ``target``, else ``'NOT met'``."""
+    return 'met' if value >= target else 'NOT met'
+
+
 def target_rows(throughput: dict, targets: list[tuple],
                 batches: list[int], columns: list[str]) -> list[list[str]]:
     """One table row per (ours, peer, ratio) target and batch: the
@@ -216,8 +221,7 @@ def target_rows(throughput: dict, targets: list[tuple],
             for column in columns:
                 ratio = (throughput[(f'{ours}|{column}', batch)] /
                          throughput[(f'{peer}|{column}', batch)])
-                cells.append(f'{ratio:.2f}x '
-                             f'{"met" if ratio >= target else "NOT met"}')
+                cells.append(f'{ratio:.2f}x {verdict(ratio, target)}')
             rows.append([f'{ours} / {peer}', str(batch), f'{target:.1f}x'] +
                         cells)
     return rows
@@ -540,13 +544,12 @@ def run_train(args, report: Report) -> None:
         print(f'train {task}: {names[0]} {ours:.3f} s/step, {names[1]} '
               f'{peer:.3f} s/step', flush=True)
         target = TRAIN_TARGETS.get(task)
-        verdict = '' if target is None else (
-            f'{target:.1f}x ' + ('met' if peer / ours >= target else
-                                 'NOT met'))
+        mark = '' if target is None else (
+            f'{target:.1f}x {verdict(peer / ours, target)}')
         rows.append([
             f'{names[0]} vs {names[1]}',
             f'{pair["size"]}x{pair["size"]}, batch {pair["batch"]}',
-            f'{ours:.3f}', f'{peer:.3f}', f'{peer / ours:.2f}x', verdict
+            f'{ours:.3f}', f'{peer:.3f}', f'{peer / ours:.2f}x', mark
         ])
     report.add(f'### Training step (forward + backward + SGD), {args.device}'
                f'{", autocast " + args.amp if args.amp else ""}\n\n' +
@@ -604,7 +607,7 @@ def run_gflops(args, report: Report, throughput: dict) -> None:
                 rate = macs * throughput[(f'{name}|{mode}', batch)]
                 share = rate / peak
                 row.append(f'{rate / 1e9:.1f} = {100 * share:.0f} % '
-                           f'{"met" if share >= DENSE_TARGET else "NOT met"}')
+                           f'{verdict(share, DENSE_TARGET)}')
             rows.append(row + [f'{peak / 1e9:.1f} ({shape})'])
     report.results['dense_conv_gmacs'] = {
         str(b): p[0] / 1e9 for b, p in peaks.items()}
@@ -727,8 +730,7 @@ def run_deployment(args, report: Report) -> None:
             for runtime in runtimes:
                 ratio = (throughput[(f'{name}|{runtime}', batch)] /
                          throughput[(f'{name}|eager', batch)])
-                cells.append(f'{ratio:.2f}x '
-                             f'{"met" if ratio >= 1.0 else "NOT met"}')
+                cells.append(f'{ratio:.2f}x {verdict(ratio, 1.0)}')
             rows.append([f'{name} runtime / eager', str(batch), '1.0x'] +
                         cells)
     report.add('### Deployment ratios against the targets (same runtime)'

@@ -5,6 +5,8 @@ import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .tracing import is_traced
+
 
 class FoldingConvModule(ConvModule):
     """mmcv's ConvModule that, at inference, runs convolution + BatchNorm as
@@ -52,9 +54,7 @@ class FoldingConvModule(ConvModule):
                 and self.conv.padding_mode == 'zeros'
                 and isinstance(norm, _BatchNorm) and not norm.training
                 and norm.running_mean is not None and x.numel() > 0
-                and not torch.jit.is_tracing() and not torch.jit.is_scripting()
-                and not torch.compiler.is_compiling()
-                and not torch.onnx.is_in_onnx_export())
+                and not is_traced())
 
     def _sources(self) -> tuple:
         bn = self.norm

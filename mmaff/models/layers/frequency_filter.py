@@ -9,6 +9,8 @@ from mmengine.model import BaseModule
 
 from mmaff.registry import MODELS
 
+from .tracing import is_traced
+
 #: How the filter computes its DFTs: ``'fft'`` (torch.fft, the default) or
 #: ``'matmul'`` (real matrix products; exact, no complex tensors or FFT op,
 #: so it exports to runtimes without ONNX ``DFT``, but O(N^1.5) per map
@@ -46,12 +48,6 @@ def set_dft_mode(model: nn.Module, dft_mode: str) -> int:
     for module in filters:
         module.dft_mode = dft_mode
     return len(filters)
-
-
-def _is_traced() -> bool:
-    """Whether the call is being exported, traced or compiled."""
-    return (torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
-            or torch.jit.is_scripting() or torch.compiler.is_compiling())
 
 
 @MODELS.register_module()
@@ -389,7 +385,7 @@ class AdaptiveFrequencyFilter(BaseModule):
         self._check_input(x)
         with torch.autocast(device_type=x.device.type, enabled=False):
             xc = x.to(self._compute_dtype(x.dtype))
-            if self.dft_mode == 'fft' and not _is_traced():
+            if self.dft_mode == 'fft' and not is_traced():
                 out = self._filter_fft(xc)
             elif self.dft_mode == 'matmul':
                 out = self._filter_matmul(xc.contiguous())
