@@ -3,6 +3,7 @@ import torch
 from official_reference import AFNO2DChannelFirst
 
 from mmaff.models.layers import AdaptiveFrequencyFilter
+from mmaff.models.layers.frequency_filter import DENSE_DFT_MAX_PIXELS
 
 
 def circular_conv_direct(x: torch.Tensor,
@@ -26,7 +27,8 @@ def strong_filter(channels: int, seed: int = 0) -> AdaptiveFrequencyFilter:
     return module
 
 
-@pytest.mark.parametrize('hw', [(1, 1), (5, 7), (8, 8), (6, 3), (9, 4)])
+@pytest.mark.parametrize('hw', [(1, 1), (5, 7), (8, 8), (6, 3), (9, 4),
+                                (11, 10)])
 def test_filter_is_input_plus_circular_convolution(hw):
     module = strong_filter(16)
     x = torch.randn(2, 16, *hw, dtype=torch.float64)
@@ -138,3 +140,39 @@ def test_parameters_have_official_shapes():
         'w2': (2, 8, 13, 13),
         'b2': (2, 8, 13)
     }
+
+
+@pytest.mark.parametrize('hw', [(1, 1), (1, 6), (2, 3), (7, 5), (8, 8),
+                                (10, 10), (3, 9)])
+def test_dense_dft_matrices_equal_torch_fft(hw):
+    h, w = hw
+    module = AdaptiveFrequencyFilter(8)
+    fwd, inv = module._dense_dft_matrices(h, w, torch.float64,
+                                          torch.device('cpu'))
+    x = torch.randn(3, h, w, dtype=torch.float64)
+    spec = torch.view_as_complex(
+        (x.reshape(3, h * w) @ fwd).reshape(3, h, w // 2 + 1, 2))
+    torch.testing.assert_close(
+        spec, torch.fft.rfft2(x, norm='ortho'), rtol=0, atol=1e-12)
+    # any half spectrum, not only one of a real map: irfft2 drops the parts
+    # a real map cannot have, and so must the dense inverse
+    y = torch.randn(3, h, w // 2 + 1, dtype=torch.complex128)
+    out = (torch.view_as_real(y).reshape(3, -1) @ inv).reshape(3, h, w)
+    torch.testing.assert_close(
+        out, torch.fft.irfft2(y, s=(h, w), norm='ortho'), rtol=0,
+        atol=1e-12)
+
+
+def test_small_maps_take_the_dense_dft(monkeypatch):
+    calls = []
+    rfft2 = torch.fft.rfft2
+    monkeypatch.setattr(torch.fft, 'rfft2',
+                        lambda *a, **k: calls.append(1) or rfft2(*a, **k))
+    module = AdaptiveFrequencyFilter(16).eval()
+    side = int(DENSE_DFT_MAX_PIXELS**0.5)
+    assert side * side <= DENSE_DFT_MAX_PIXELS < side * (side + 1)
+    with torch.no_grad():
+        module(torch.randn(1, 16, side, side))
+        assert not calls
+        module(torch.randn(1, 16, side, side + 1))
+        assert len(calls) == 1

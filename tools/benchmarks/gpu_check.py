@@ -206,26 +206,29 @@ def check_equal(table: Table, device: torch.device, settings: dict) -> None:
 
 @contextmanager
 def filter_dtypes():
-    """Record the dtype each AFF filter computes in (fft or matmul)."""
+    """Record the dtype each AFF filter computes in (eager fft or matmul)."""
     from mmaff.models.layers import AdaptiveFrequencyFilter
     seen: list[torch.dtype] = []
-    rfft2, matmul = torch.fft.rfft2, AdaptiveFrequencyFilter._filter_matmul
+    originals = {
+        name: getattr(AdaptiveFrequencyFilter, name)
+        for name in ('_filter_eager', '_filter_matmul')
+    }
 
-    def record_rfft2(x, *args, **kwargs):
-        seen.append(x.dtype)
-        return rfft2(x, *args, **kwargs)
+    def recording(method):
 
-    def record_matmul(self, x):
-        seen.append(x.dtype)
-        return matmul(self, x)
+        def record(self, x):
+            seen.append(x.dtype)
+            return method(self, x)
 
-    torch.fft.rfft2 = record_rfft2
-    AdaptiveFrequencyFilter._filter_matmul = record_matmul
+        return record
+
+    for name, method in originals.items():
+        setattr(AdaptiveFrequencyFilter, name, recording(method))
     try:
         yield seen
     finally:
-        torch.fft.rfft2 = rfft2
-        AdaptiveFrequencyFilter._filter_matmul = matmul
+        for name, method in originals.items():
+            setattr(AdaptiveFrequencyFilter, name, method)
 
 
 def train_steps(model: nn.Module, device: torch.device, dtype: str | None,

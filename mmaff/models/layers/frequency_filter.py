@@ -17,6 +17,13 @@ from .tracing import is_traced
 #: instead of O(N log N)).
 DFT_MODES = ('fft', 'matmul')
 
+#: In eager ``'fft'`` mode, maps of at most this many pixels take each 2-D
+#: DFT as one dense real matrix product instead of torch.fft, whose fixed
+#: cost per call dominates there: on 2 CPU threads the whole filter takes
+#: 0.4-0.65x the time at 8x8 and 10x10, about the same at 12x12 to 16x16,
+#: and far more from 20x20 on (the product grows as (H * W)^2).
+DENSE_DFT_MAX_PIXELS = 100
+
 
 def check_dft_mode(dft_mode: str) -> str:
     """Return ``dft_mode`` if it is one of :data:`DFT_MODES`, else raise."""
@@ -62,11 +69,12 @@ class AdaptiveFrequencyFilter(BaseModule):
     large as the feature map (see :meth:`spatial_kernel`). No parameter
     depends on the spatial size, so any ``H x W`` works.
 
-    The complex MLP runs as two batched real matrix products over each
-    group's real and imaginary parts. In eager mode the spectrum is taken
-    channels-last, where those parts already lie side by side (see
-    :meth:`_filter_fft`); exporters and the compiler get an NCHW spectrum
-    with the parts stacked per group. The parameters keep the layout of
+    In eager mode the complex MLP is two complex batched matrix products
+    over the groups, on the spectrum as torch.fft returns it, and maps of
+    at most :data:`DENSE_DFT_MAX_PIXELS` pixels take their DFTs as dense
+    matrix products (see :meth:`_filter_eager`). Exporters and the compiler
+    get real arithmetic only: real matrix products over each group's
+    stacked real and imaginary parts. The parameters keep the layout of
     the official implementation (``w1``, ``b1``, ``w2``, ``b2``, index 0 =
     real part, 1 = imaginary part, weights indexed ``[group, in, out]``), so
     official weights load without reshaping.
@@ -151,14 +159,14 @@ class AdaptiveFrequencyFilter(BaseModule):
         return torch.float64 if dtype == torch.float64 else torch.float32
 
     def _block_weights(self, dtype: torch.dtype,
-                       interleaved: bool = False) -> tuple[torch.Tensor, ...]:
-        """Both complex layers as real per-group matrices.
+                       form: str = 'stacked') -> tuple[torch.Tensor, ...]:
+        """Both complex layers as per-group matrices.
 
-        By default they act on columns ``[re_0 .. re_b, im_0 .. im_b]``:
-        weights ``(G, 2 * out, 2 * in)`` and biases ``(G, 2 * out, 1)``.
-        ``interleaved`` gives them for rows ``[re_0, im_0, re_1, im_1, ..]``
-        (the memory order of ``torch.view_as_real``) instead: weights
-        ``(G, 2 * in, 2 * out)`` and biases ``(G, 1, 2 * out)``.
+        ``'stacked'`` gives real ones acting on columns ``[re_0 .. re_b,
+        im_0 .. im_b]``: weights ``(G, 2 * out, 2 * in)`` and biases ``(G,
+        2 * out, 1)``. ``'complex'`` gives complex weights ``(G, out, in)``
+        and biases ``(G, out, 1)`` of the complex ``dtype`` matching the
+        real ``dtype``.
 
         Without autograd the result is cached for as long as the parameters
         hold the values it was built from. The check compares values, not
@@ -170,7 +178,7 @@ class AdaptiveFrequencyFilter(BaseModule):
         use_cache = not (torch.is_grad_enabled()
                          and any(p.requires_grad for p in params)
                          or torch.compiler.is_compiling())
-        key = (dtype, interleaved)
+        key = (dtype, form)
         if use_cache and self._weight_cache is not None:
             cached_key, sources, weights = self._weight_cache
             if cached_key == key and all(
@@ -180,25 +188,18 @@ class AdaptiveFrequencyFilter(BaseModule):
                 return weights
         out = []
         for weight, bias in ((self.w1, self.b1), (self.w2, self.b2)):
-            # (a + ib)(c + id) = (ac - bd) + i(ad + bc)
-            if interleaved:
-                w_re, w_im = weight[0].to(dtype), weight[1].to(dtype)
-                # (G, in, re/im of the input, out, re/im of the output)
-                out.append(
-                    torch.stack([
-                        torch.stack([w_re, w_im], -1),
-                        torch.stack([-w_im, w_re], -1)
-                    ], 2).flatten(3).flatten(1, 2))
-                out.append(bias.to(dtype).permute(1, 2, 0).flatten(1)
-                           .unsqueeze(1))
+            weight, bias = weight.to(dtype), bias.to(dtype)
+            if form == 'complex':
+                out.append(torch.complex(weight[0], weight[1]).transpose(1, 2))
+                out.append(torch.complex(bias[0], bias[1]).unsqueeze(-1))
                 continue
-            w_re = weight[0].transpose(1, 2).to(dtype)  # (G, out, in)
-            w_im = weight[1].transpose(1, 2).to(dtype)
+            # (a + ib)(c + id) = (ac - bd) + i(ad + bc)
+            w_re = weight[0].transpose(1, 2)  # (G, out, in)
+            w_im = weight[1].transpose(1, 2)
             real_rows = torch.cat([w_re, -w_im], dim=2)
             imag_rows = torch.cat([w_im, w_re], dim=2)
             out.append(torch.cat([real_rows, imag_rows], dim=1))
-            out.append(torch.cat([bias[0], bias[1]], dim=1).unsqueeze(-1)
-                       .to(dtype))
+            out.append(torch.cat([bias[0], bias[1]], dim=1).unsqueeze(-1))
         if use_cache:
             self._weight_cache = (key,
                                   tuple(p.detach().clone() for p in params),
@@ -256,29 +257,89 @@ class AdaptiveFrequencyFilter(BaseModule):
         return spec, torch.complex(mask[:, :, :b], mask[:, :, b:]).view(
             shape)
 
-    def _filter_fft(self, x: torch.Tensor) -> torch.Tensor:
-        """``irfft2(M(X) * X)`` with the spectrum channels-last.
+    def _complex_mask(self, spec: torch.Tensor) -> torch.Tensor:
+        """The mask for the complex (N, C, H, Wf) spectrum ``spec``, of the
+        same shape, by complex matrix products.
 
-        ``X`` is taken along H and W of ``x`` seen as (N, H, W, C), free
-        for a channels-last input. Its memory is then already (N, H, Wf, C,
-        re/im): each group's interleaved real and imaginary parts are
-        consecutive, so the MLP's input is a view and its two layers are
-        batched products over the groups with the bias added in the same
-        call; the only copy is the mask's way back from (G, N * H * Wf,
-        2 * b). The result is (N, C, H, W) in the channels-last format."""
-        n, c, h, w = x.shape
+        torch.fft returns the spectrum (N, C, H, Wf)-contiguous whatever the
+        input's memory format, so each group's ``b`` channels are a free
+        (b, H * Wf) view, and each layer is one complex ``baddbmm`` over
+        (N, G) with its bias added in the same call. That is the official
+        einsum's arithmetic (real and imaginary parts of the input and the
+        weights cross-multiplied), with no copy into a real layout and
+        back."""
+        n = spec.shape[0]
         g = self.num_groups
-        spec = torch.fft.rfft2(x.permute(0, 2, 3, 1), dim=(1, 2),
-                               norm='ortho')
-        parts = torch.view_as_real(spec).reshape(-1, g, 2 * c // g)
-        w1, b1, w2, b2 = self._block_weights(x.dtype, interleaved=True)
-        hidden = self.act(torch.baddbmm(b1, parts.transpose(0, 1), w1))
-        mask = self._shrink(torch.baddbmm(b2, hidden, w2))
-        mask = torch.view_as_complex(
-            mask.transpose(0, 1).reshape(*spec.shape, 2))
-        out = torch.fft.irfft2(mask * spec, s=(h, w), dim=(1, 2),
-                               norm='ortho')
-        return out.permute(0, 3, 1, 2)
+        weights = self._block_weights(spec.real.dtype, form='complex')
+        if n > 1:
+            weights = tuple(
+                t.expand(n, *t.shape).reshape(n * g, *t.shape[1:])
+                for t in weights)
+        w1, b1, w2, b2 = weights
+        stacked = spec.reshape(n * g, self.group_channels, -1)
+        hidden = torch.view_as_real(torch.baddbmm(b1, w1, stacked))
+        hidden = torch.view_as_complex(self.act(hidden))
+        mask = torch.view_as_real(torch.baddbmm(b2, w2, hidden))
+        return torch.view_as_complex(self._shrink(mask)).view(spec.shape)
+
+    def _filter_eager(self, x: torch.Tensor) -> torch.Tensor:
+        """``irfft2(M(X) * X)`` in eager mode, as an (N, C, H, W)-contiguous
+        tensor.
+
+        Maps of at most :data:`DENSE_DFT_MAX_PIXELS` pixels take each 2-D
+        DFT as one real matrix product (see :meth:`_dense_dft_matrices`);
+        larger ones use torch.fft."""
+        n, c, h, w = x.shape
+        dense = h * w <= DENSE_DFT_MAX_PIXELS
+        if dense:
+            fwd, inv = self._dense_dft_matrices(h, w, x.dtype, x.device)
+            spec = torch.view_as_complex(
+                (x.reshape(n * c, h * w) @ fwd).view(n, c, h, w // 2 + 1, 2))
+        else:
+            spec = torch.fft.rfft2(x, norm='ortho')
+        filtered = self._complex_mask(spec) * spec
+        if dense:
+            return (torch.view_as_real(filtered).reshape(n * c, -1)
+                    @ inv).view(n, c, h, w)
+        return torch.fft.irfft2(filtered, s=(h, w), norm='ortho')
+
+    def _dense_dft_matrices(
+            self, h: int, w: int, dtype: torch.dtype,
+            device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real matrices of the ortho-normalised 2-D real DFT of an ``h x
+        w`` map and of its inverse, cached per size, dtype and device.
+
+        The forward one is (H * W, 2 * H * Wf): a flattened map times it
+        gives the half spectrum with real and imaginary parts interleaved,
+        the memory of a complex (H, Wf) tensor. The inverse one is
+        (2 * H * Wf, H * W) and reads that layout back: it takes the real
+        part of the inverse 2-D DFT with the bins other than DC and Nyquist
+        along W counted twice (each stands for a conjugate pair), which is
+        what irfft2 computes."""
+        key = ('dense', h, w, dtype, device)
+        if key not in self._dft_cache:
+            wf = w // 2 + 1
+            i64 = dict(dtype=torch.int64, device=device)
+            rows, cols = torch.arange(h, **i64), torch.arange(w, **i64)
+            # angle / 2pi between pixel (p, q) and bin (k, l), with the
+            # integer products reduced before going to floating point
+            along_h = (rows[:, None] * rows[None, :] % h).double() / h
+            along_w = (cols[:, None] * cols[None, :wf] % w).double() / w
+            turns = along_h[:, None, :, None] + along_w[None, :, None, :]
+            angle = (2 * math.pi * turns).reshape(h * w, h * wf)
+            scale = 1 / math.sqrt(h * w)
+            fwd = torch.stack([angle.cos(), -angle.sin()], dim=-1)
+            count = torch.full((wf, ), 2., dtype=torch.float64, device=device)
+            count[0] = 1.
+            if w % 2 == 0:
+                count[-1] = 1.
+            count = count.repeat(h)[:, None]
+            inv = torch.stack(
+                [count * angle.T.cos(), -count * angle.T.sin()], dim=1)
+            self._dft_cache[key] = (
+                (scale * fwd).reshape(h * w, 2 * h * wf).to(dtype),
+                (scale * inv).reshape(2 * h * wf, h * w).to(dtype))
+        return self._dft_cache[key]
 
     def _dft_matrices(self, h: int, w: int, dtype: torch.dtype,
                       device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -386,7 +447,7 @@ class AdaptiveFrequencyFilter(BaseModule):
         with torch.autocast(device_type=x.device.type, enabled=False):
             xc = x.to(self._compute_dtype(x.dtype))
             if self.dft_mode == 'fft' and not is_traced():
-                out = self._filter_fft(xc)
+                out = self._filter_eager(xc)
             elif self.dft_mode == 'matmul':
                 out = self._filter_matmul(xc.contiguous())
             else:
