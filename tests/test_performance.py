@@ -221,7 +221,7 @@ def test_folding_conv_module_equals_conv_module_and_follows_changes():
     from mmaff.models.layers import FoldingConvModule
     torch.manual_seed(0)
     args = (8, 16, 3)
-    kwargs = dict(padding=1, groups=2, norm_cfg=dict(type='BN'),
+    kwargs = dict(stride=2, padding=1, groups=2, norm_cfg=dict(type='BN'),
                   act_cfg=dict(type='SiLU'))
     plain, folding = ConvModule(*args, **kwargs), FoldingConvModule(
         *args, **kwargs)
@@ -253,6 +253,22 @@ def test_folding_conv_module_equals_conv_module_and_follows_changes():
                                    atol=1e-5)
     folding.eval()
     assert folding._folded is None
+    # so are parameters replaced by new ones
+    halved = plain.conv.weight.detach() * 0.5
+    for module in (plain, folding):
+        module.conv.weight = torch.nn.Parameter(halved.clone())
+    with torch.no_grad():
+        torch.testing.assert_close(folding(x), plain(x), rtol=1e-5,
+                                   atol=1e-5)
+    # and switching folding off takes effect at once
+    folding.fold_bn_in_eval = False
+    with torch.no_grad():
+        folding.norm.running_mean.data.add_(1)  # unseen by the fold cache
+        plain.norm.running_mean.data.add_(1)
+        torch.testing.assert_close(folding(x), plain(x), rtol=1e-5,
+                                   atol=1e-5)
+    folding.fold_bn_in_eval = True
+    folding.eval()
     # with autograd or in training the plain layers run
     folding(x).sum().backward()
     assert folding._folded is None and folding.conv.weight.grad is not None
@@ -260,6 +276,96 @@ def test_folding_conv_module_equals_conv_module_and_follows_changes():
     with torch.no_grad():
         folding(x)
     assert folding._folded is None
+
+
+def test_folding_conv_module_prepacks_onednn_and_fuses_activation(
+        monkeypatch):
+    from mmcv.cnn import ConvModule
+
+    from mmaff.models.layers import FoldingConvModule
+    from mmaff.models.layers import folding_conv_module as fcm
+    ops = fcm.onednn_conv_ops()
+    assert ops is not None  # the pinned CPU torch has oneDNN
+    post_ops = []
+
+    def recording_ops():
+        reorder, pointwise = ops
+
+        def record(*args):
+            post_ops.append(args[7])
+            return pointwise(*args)
+
+        return reorder, record
+
+    monkeypatch.setattr(fcm, 'onednn_conv_ops', recording_ops)
+    torch.manual_seed(0)
+    layers = [((16, 32, 1), {}), ((16, 16, 3), dict(padding=1, groups=16)),
+              ((16, 24, 3), dict(stride=2, padding=1))]
+    for act, post_op in (('SiLU', 'swish'), ('ReLU', 'relu'),
+                         ('HSwish', 'none')):
+        for args, kwargs in layers:
+            kwargs = dict(kwargs, norm_cfg=dict(type='BN'),
+                          act_cfg=dict(type=act))
+            plain = ConvModule(*args, **kwargs)
+            randomise_bn(plain)
+            folding = FoldingConvModule(*args, **kwargs)
+            folding.load_state_dict(plain.state_dict())
+            plain.eval(), folding.eval()
+            for x in (torch.randn(2, 16, 20, 18), torch.randn(1, 16, 41, 39)):
+                x = x.contiguous(memory_format=CL)
+                post_ops.clear()
+                with torch.no_grad():
+                    out = folding(x)
+                    torch.testing.assert_close(out, plain(x), rtol=1e-5,
+                                               atol=1e-5)
+                assert out.is_contiguous(memory_format=CL)
+                # 1x1 convolutions run natively on one thread (xdist)
+                if fcm.torch_picks_onednn(x, folding.conv):
+                    assert post_ops == [post_op]
+                    assert folding._packed[0] == x.shape  # packed per shape
+                else:
+                    assert post_ops == [] and args[2] == 1
+    with torch.no_grad():
+        # tiny 1x1 maps at batch 1 are left to torch's native kernel
+        post_ops.clear()
+        folding = FoldingConvModule(16, 32, 1, norm_cfg=dict(type='BN')).eval()
+        folding(torch.randn(1, 16, 4, 4).contiguous(memory_format=CL))
+        assert post_ops == [] and folding._packed is None
+        # NCHW inputs keep F.conv2d, which keeps them NCHW
+        folding = FoldingConvModule(16, 32, 3, padding=1,
+                                    norm_cfg=dict(type='BN')).eval()
+        assert folding(torch.randn(2, 16, 8, 8)).is_contiguous()
+        assert post_ops == [] and folding._packed is None
+        # an activation with hooks runs as its own module call
+        folding = FoldingConvModule(16, 32, 3, padding=1,
+                                    norm_cfg=dict(type='BN')).eval()
+        seen = []
+        folding.activate.register_forward_hook(lambda *a: seen.append(1))
+        folding(torch.randn(2, 16, 8, 8).contiguous(memory_format=CL))
+        assert post_ops == ['none'] and seen == [1]
+
+    # where the op fails, F.conv2d takes over for good
+    def failing_ops():
+        def fail(*args):
+            post_ops.append('failed')
+            raise RuntimeError('no oneDNN here')
+
+        return ops[0], fail
+
+    monkeypatch.setattr(fcm, 'onednn_conv_ops', failing_ops)
+    post_ops.clear()
+    plain = ConvModule(16, 16, 3, padding=1, norm_cfg=dict(type='BN'),
+                       act_cfg=dict(type='SiLU')).eval()
+    folding = FoldingConvModule(16, 16, 3, padding=1,
+                                norm_cfg=dict(type='BN'),
+                                act_cfg=dict(type='SiLU')).eval()
+    folding.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 16, 8, 8).contiguous(memory_format=CL)
+    with torch.no_grad():
+        for _ in range(2):
+            torch.testing.assert_close(folding(x), plain(x), rtol=1e-5,
+                                       atol=1e-5)
+    assert post_ops == ['failed'] and folding._onednn_failed
 
 
 def test_affnet_folds_bn_at_inference_only():
