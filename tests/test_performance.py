@@ -325,6 +325,25 @@ def test_folding_conv_module_prepacks_onednn_and_fuses_activation(
                     assert folding._packed[0] == x.shape  # packed per shape
                 else:
                     assert post_ops == [] and args[2] == 1
+    # no norm, or one mmcv's fuse_conv_bn folded (an Identity is left)
+    from mmcv.cnn import fuse_conv_bn
+    x = torch.randn(2, 16, 10, 9).contiguous(memory_format=CL)
+    for norm_cfg in (None, dict(type='BN')):
+        kwargs = dict(padding=1, norm_cfg=norm_cfg, act_cfg=dict(type='SiLU'))
+        plain = ConvModule(16, 24, 3, **kwargs)
+        folding = FoldingConvModule(16, 24, 3, **kwargs)
+        if norm_cfg:
+            randomise_bn(plain)
+        folding.load_state_dict(plain.state_dict())
+        plain.eval(), folding.eval()
+        if norm_cfg:
+            fuse_conv_bn(folding)
+            assert isinstance(folding.norm, torch.nn.Identity)
+        post_ops.clear()
+        with torch.no_grad():
+            torch.testing.assert_close(folding(x), plain(x), rtol=1e-5,
+                                       atol=1e-5)
+        assert post_ops == ['swish']
     with torch.no_grad():
         # tiny 1x1 maps at batch 1 are left to torch's native kernel
         post_ops.clear()

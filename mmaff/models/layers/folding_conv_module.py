@@ -45,7 +45,10 @@ class FoldingConvModule(ConvModule):
 
     Inference means: the module in eval mode, autograd off, eager execution
     (not tracing, exporting or compiling, which see the plain layers), a
-    ``conv -> norm -> act`` order and a BatchNorm with running statistics.
+    ``conv -> norm -> act`` order and a BatchNorm with running statistics,
+    or no norm at all (also after mmcv's ``fuse_conv_bn`` has folded it and
+    left an ``Identity``: then there is nothing to fold and only the
+    oneDNN call below applies).
     The folded weight and bias are cached and rebuilt when a source tensor
     is written in place (its version counter moves) or replaced, when the
     dtype or memory format of the input changes, and on every ``train()`` /
@@ -100,23 +103,31 @@ class FoldingConvModule(ConvModule):
                 and not self.with_explicit_padding
                 and isinstance(self.conv, nn.Conv2d)
                 and self.conv.padding_mode == 'zeros'
-                and isinstance(norm, _BatchNorm)
-                and norm.track_running_stats)
+                and (norm is None or isinstance(norm, nn.Identity) or
+                     isinstance(norm, _BatchNorm)
+                     and norm.track_running_stats))
         return self._foldable
 
     def _can_fold(self, x: torch.Tensor) -> bool:
         if not (self.fold_bn_in_eval and not self.training
                 and not torch.is_grad_enabled() and self._layers_foldable()):
             return False
-        norm = self._modules[self.norm_name]
-        return (not norm.training and norm.running_mean is not None
+        bn = self._batch_norm()
+        return ((bn is None or not bn.training
+                 and bn.running_mean is not None)
                 and x.numel() > 0 and not is_traced())
+
+    def _batch_norm(self) -> _BatchNorm | None:
+        norm = self._modules[self.norm_name] if self.with_norm else None
+        return norm if isinstance(norm, _BatchNorm) else None
 
     def _sources(self) -> tuple:
         # the modules' own dicts: Module.__getattr__ costs more than the
         # small convolutions this module mostly runs
         conv = self._modules['conv']._parameters
-        bn = self._modules[self.norm_name]
+        bn = self._batch_norm()
+        if bn is None:
+            return conv['weight'], conv.get('bias')
         return (conv['weight'], conv.get('bias'), bn._parameters.get('weight'),
                 bn._parameters.get('bias'), bn._buffers.get('running_mean'),
                 bn._buffers.get('running_var'))
@@ -134,26 +145,30 @@ class FoldingConvModule(ConvModule):
             return None
         if self._folded is not None and self._folded[0] == key:
             return self._folded[1:]
-        conv, bn = self.conv, self.norm
-        scale = torch.rsqrt(bn.running_var + bn.eps)
-        if bn.weight is not None:
-            scale = scale * bn.weight
-        shift = -bn.running_mean * scale
-        if conv.bias is not None:
-            shift = shift + conv.bias * scale
-        if bn.bias is not None:
-            shift = shift + bn.bias
-        weight = conv.weight * scale.reshape(-1, 1, 1, 1)
+        conv, bn = self.conv, self._batch_norm()
+        weight, shift = conv.weight.detach(), conv.bias
+        if bn is not None:
+            scale = torch.rsqrt(bn.running_var + bn.eps)
+            if bn.weight is not None:
+                scale = scale * bn.weight
+            shift = -bn.running_mean * scale
+            if conv.bias is not None:
+                shift = shift + conv.bias * scale
+            if bn.bias is not None:
+                shift = shift + bn.bias
+            weight = weight * scale.reshape(-1, 1, 1, 1)
         if channels_last:
             weight = weight.contiguous(memory_format=torch.channels_last)
-        self._folded = (key, weight.to(x.dtype), shift.to(x.dtype),
+        if shift is not None:
+            shift = shift.detach().to(x.dtype)
+        self._folded = (key, weight.to(x.dtype), shift,
                         (conv.stride, conv.padding, conv.dilation,
                          conv.groups))
         self._packed = None
         return self._folded[1:]
 
     def _onednn_forward(self, x: torch.Tensor, weight: torch.Tensor,
-                        bias: torch.Tensor,
+                        bias: torch.Tensor | None,
                         activate: bool) -> torch.Tensor | None:
         """The folded convolution (and activation) as one oneDNN call with
         a prepacked weight, or None where that is not available."""
