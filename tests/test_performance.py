@@ -322,7 +322,9 @@ def test_folding_conv_module_prepacks_onednn_and_fuses_activation(
                 # 1x1 convolutions run natively on one thread (xdist)
                 if fcm.torch_picks_onednn(x, folding.conv):
                     assert post_ops == [post_op]
-                    assert folding._packed[0] == x.shape  # packed per shape
+                    # packed per input shape
+                    assert folding._folded.packed is not None
+                    assert folding._folded.state[0][0] == x.shape
                 else:
                     assert post_ops == [] and args[2] == 1
     # no norm, or one mmcv's fuse_conv_bn folded (an Identity is left)
@@ -349,19 +351,23 @@ def test_folding_conv_module_prepacks_onednn_and_fuses_activation(
         post_ops.clear()
         folding = FoldingConvModule(16, 32, 1, norm_cfg=dict(type='BN')).eval()
         folding(torch.randn(1, 16, 4, 4).contiguous(memory_format=CL))
-        assert post_ops == [] and folding._packed is None
+        assert post_ops == [] and folding._folded.packed is None
         # NCHW inputs keep F.conv2d, which keeps them NCHW
         folding = FoldingConvModule(16, 32, 3, padding=1,
                                     norm_cfg=dict(type='BN')).eval()
         assert folding(torch.randn(2, 16, 8, 8)).is_contiguous()
-        assert post_ops == [] and folding._packed is None
+        assert post_ops == [] and folding._folded.packed is None
         # an activation with hooks runs as its own module call
         folding = FoldingConvModule(16, 32, 3, padding=1,
                                     norm_cfg=dict(type='BN')).eval()
         seen = []
+        x = torch.randn(2, 16, 8, 8).contiguous(memory_format=CL)
+        folding(x)
+        assert post_ops == ['relu'] and seen == []  # ConvModule's default
+        # a hook registered later is seen at once
         folding.activate.register_forward_hook(lambda *a: seen.append(1))
-        folding(torch.randn(2, 16, 8, 8).contiguous(memory_format=CL))
-        assert post_ops == ['none'] and seen == [1]
+        folding(x)
+        assert post_ops == ['relu', 'none'] and seen == [1]
 
     # where the op fails, F.conv2d takes over for good
     def failing_ops():

@@ -1,4 +1,7 @@
 """A ConvModule that folds its BatchNorm into the convolution at inference."""
+from collections.abc import Callable
+from typing import NamedTuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -9,6 +12,25 @@ from .tracing import is_traced
 
 #: Activations oneDNN can run inside the convolution, by its post-op names.
 _FUSED_ACTIVATIONS = {nn.SiLU: 'swish', nn.ReLU: 'relu'}
+
+
+class InferencePlan(NamedTuple):
+    """How :class:`FoldingConvModule` runs an input of a given layout while
+    its sources keep the state they had when the plan was made."""
+    #: ((input shape, strides), (channels-last, dtype, device, activation
+    #: on, activation hooked, BN training, (version, storage) of every
+    #: source tensor)): the folded weight depends on the second part only
+    state: tuple
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    conv_args: tuple
+    #: oneDNN: the prepacked weight and the call, else None
+    packed: torch.Tensor | None
+    onednn_call: Callable | None
+    onednn_args: tuple
+    post_op: str
+    #: the activation module still to run after the convolution
+    act: nn.Module | None
 
 
 def onednn_conv_ops() -> tuple | None:
@@ -49,10 +71,12 @@ class FoldingConvModule(ConvModule):
     or no norm at all (also after mmcv's ``fuse_conv_bn`` has folded it and
     left an ``Identity``: then there is nothing to fold and only the
     oneDNN call below applies).
-    The folded weight and bias are cached and rebuilt when a source tensor
-    is written in place (its version counter moves) or replaced, when the
-    dtype or memory format of the input changes, and on every ``train()`` /
-    ``eval()`` call and ``load_state_dict``. Weights written through
+    The folded weight and bias are cached (in an :class:`InferencePlan`)
+    and rebuilt when a source tensor is written in place (its version
+    counter moves) or replaced, when the dtype or memory format of the
+    input changes, and on every ``train()`` / ``eval()`` call and
+    ``load_state_dict``; a new input size only repacks. Weights written
+    through
     ``.data`` bypass version counters: call ``model.eval()`` after doing so
     (mmengine's EMA hook swaps weights before its loops call it).
 
@@ -76,20 +100,17 @@ class FoldingConvModule(ConvModule):
     def __init__(self, *args, fold_bn_in_eval: bool = True, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fold_bn_in_eval = fold_bn_in_eval
-        self._folded: tuple | None = None
+        self._folded: InferencePlan | None = None
         self._foldable: bool | None = None
-        self._packed: tuple | None = None
         self._onednn_failed = False
 
     def train(self, mode: bool = True) -> 'FoldingConvModule':
         self._folded = None
         self._foldable = None
-        self._packed = None
         return super().train(mode)
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:
         self._folded = None
-        self._packed = None
         super()._load_from_state_dict(*args, **kwargs)
 
     def _layers_foldable(self) -> bool:
@@ -132,19 +153,28 @@ class FoldingConvModule(ConvModule):
                 bn._parameters.get('bias'), bn._buffers.get('running_mean'),
                 bn._buffers.get('running_var'))
 
-    def _folded_weights(self, x: torch.Tensor) -> tuple | None:
+    def _state(self, x: torch.Tensor, activate: bool) -> tuple | None:
+        """What an :class:`InferencePlan` depends on, or None for inference
+        tensors (made under ``torch.inference_mode``), whose missing
+        version counters cannot tell when they change."""
+        bn = self._batch_norm()
         channels_last = x.dim() == 4 and not x.is_contiguous() and \
             x.is_contiguous(memory_format=torch.channels_last)
+        act = self._modules['activate'] if activate else None
+        hooked = act is not None and bool(act._forward_hooks
+                                          or act._forward_pre_hooks)
         try:
-            key = tuple(None if t is None else
-                        (t._version, t.data_ptr(), t.dtype, t.device)
-                        for t in self._sources()) + (x.dtype, channels_last)
+            return (x.shape, x.stride()), (
+                channels_last, x.dtype, x.device, activate, hooked,
+                bn is not None and bn.training) + tuple(
+                    None if t is None else (t._version, t.data_ptr())
+                    for t in self._sources())
         except RuntimeError:
-            # inference tensors (made under torch.inference_mode) have no
-            # version counter: nothing tells when they change
             return None
-        if self._folded is not None and self._folded[0] == key:
-            return self._folded[1:]
+
+    def _fold(self, dtype: torch.dtype,
+              channels_last: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The convolution's weight and bias with the BatchNorm folded in."""
         conv, bn = self.conv, self._batch_norm()
         weight, shift = conv.weight.detach(), conv.bias
         if bn is not None:
@@ -159,61 +189,79 @@ class FoldingConvModule(ConvModule):
             weight = weight * scale.reshape(-1, 1, 1, 1)
         if channels_last:
             weight = weight.contiguous(memory_format=torch.channels_last)
+        weight = weight.to(dtype)
         if shift is not None:
-            shift = shift.detach().to(x.dtype)
-        self._folded = (key, weight.to(x.dtype), shift,
-                        (conv.stride, conv.padding, conv.dilation,
-                         conv.groups))
-        self._packed = None
-        return self._folded[1:]
+            shift = shift.detach().to(dtype)
+        return weight, shift
 
-    def _onednn_forward(self, x: torch.Tensor, weight: torch.Tensor,
-                        bias: torch.Tensor | None,
-                        activate: bool) -> torch.Tensor | None:
-        """The folded convolution (and activation) as one oneDNN call with
-        a prepacked weight, or None where that is not available."""
+    def _make_plan(self, x: torch.Tensor, state: tuple,
+                   previous: InferencePlan | None) -> InferencePlan:
+        """Fold the BatchNorm (unless ``previous`` holds it folded from the
+        same sources: a new input size only repacks) and, where oneDNN
+        serves the input, prepack the folded weight and pick the activation
+        post-op."""
+        conv = self.conv
+        channels_last = state[1][0]
+        if previous is not None and previous.state[1] == state[1]:
+            weight, shift = previous.weight, previous.bias
+        else:
+            weight, shift = self._fold(x.dtype, channels_last)
+        act = self.activate if state[1][3] else None
+        onednn_args = (list(conv.padding), list(conv.stride),
+                       list(conv.dilation), conv.groups)
+        packed, call, post_op = None, None, 'none'
         ops = onednn_conv_ops()
-        if ops is None:
-            return None
-        reorder, pointwise = ops
-        conv, act = self.conv, self.activate if activate else None
-        post_op = 'none'
-        if act is not None and not (act._forward_hooks
-                                    or act._forward_pre_hooks):
-            post_op = _FUSED_ACTIVATIONS.get(type(act), 'none')
-        args = (list(conv.padding), list(conv.stride), list(conv.dilation),
-                conv.groups)
-        try:
-            if self._packed is None or self._packed[0] != x.shape:
-                self._packed = (x.shape,
-                                reorder(weight, *args, list(x.shape)))
-            out = pointwise(x, self._packed[1], bias, *args, post_op, [],
-                            '')
-        except RuntimeError:
-            self._onednn_failed = True
-            self._packed = None
-            return None
-        if act is not None and post_op == 'none':
-            out = act(out)
-        return out
+        # channels-last only: oneDNN would hand an NCHW input's result back
+        # channels-last
+        if (ops is not None and channels_last and not self._onednn_failed
+                and torch_picks_onednn(x, conv)):
+            try:
+                packed = ops[0](weight, *onednn_args, list(x.shape))
+                call = ops[1]
+            except RuntimeError:
+                self._onednn_failed = True
+            if call is not None and act is not None and not state[1][4]:
+                post_op = _FUSED_ACTIVATIONS.get(type(act), 'none')
+                if post_op != 'none':
+                    act = None
+        return InferencePlan(state, weight, shift,
+                             (conv.stride, conv.padding, conv.dilation,
+                              conv.groups), packed, call, onednn_args,
+                             post_op, act)
+
+    def _run_plan(self, x: torch.Tensor, plan: InferencePlan) -> torch.Tensor:
+        if plan.onednn_call is not None:
+            try:
+                out = plan.onednn_call(x, plan.packed, plan.bias,
+                                       *plan.onednn_args, plan.post_op, [],
+                                       '')
+            except RuntimeError:
+                # F.conv2d from now on (and its own error if the input is
+                # at fault)
+                self._onednn_failed = True
+                self._folded = None
+                out = F.conv2d(x, plan.weight, plan.bias, *plan.conv_args)
+                return self.activate(out) if plan.state[1][3] else out
+        else:
+            out = F.conv2d(x, plan.weight, plan.bias, *plan.conv_args)
+        return out if plan.act is None else plan.act(out)
 
     def forward(self,
                 x: torch.Tensor,
                 activate: bool = True,
                 norm: bool = True) -> torch.Tensor:
-        if norm and self._can_fold(x):
-            folded = self._folded_weights(x)
-            if folded is not None:
-                activate = activate and self.with_activation
-                # channels-last only: oneDNN would hand an NCHW input's
-                # result back channels-last
-                if (not self._onednn_failed and not x.is_contiguous()
-                        and x.is_contiguous(memory_format=torch.channels_last)
-                        and torch_picks_onednn(x, self.conv)):
-                    out = self._onednn_forward(x, folded[0], folded[1],
-                                               activate)
-                    if out is not None:
-                        return out
-                x = F.conv2d(x, folded[0], folded[1], *folded[2])
-                return self.activate(x) if activate else x
+        if (norm and self.fold_bn_in_eval and not self.training
+                and not torch.is_grad_enabled() and self._layers_foldable()):
+            state = self._state(x, activate and self.with_activation)
+            if state is not None:
+                plan = self._folded
+                if plan is None or plan.state != state:
+                    previous, plan = plan, None
+                    if self._can_fold(x):
+                        plan = self._folded = self._make_plan(
+                            x, state, previous)
+                elif is_traced():
+                    plan = None
+                if plan is not None:
+                    return self._run_plan(x, plan)
         return super().forward(x, activate, norm)
