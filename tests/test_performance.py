@@ -393,6 +393,33 @@ def test_folding_conv_module_prepacks_onednn_and_fuses_activation(
     assert post_ops == ['failed'] and folding._onednn_failed
 
 
+def test_folding_conv_module_trains_silu_out_of_place():
+    """An in-place SiLU under autograd clones its input first; out of place
+    the training forward makes no copy at all, with the same gradients."""
+    from mmcv.cnn import ConvModule
+
+    from mmaff.models.layers import FoldingConvModule
+    kwargs = dict(padding=1, norm_cfg=dict(type='BN'),
+                  act_cfg=dict(type='SiLU'))
+    plain = ConvModule(8, 8, 3, **kwargs)
+    ours = FoldingConvModule(8, 8, 3, **kwargs)
+    ours.load_state_dict(plain.state_dict())
+    assert plain.activate.inplace and not ours.activate.inplace
+    assert FoldingConvModule(8, 8, 3, inplace=True, **kwargs).activate.inplace
+    x = torch.randn(2, 8, 10, 10)
+    grads, copies = [], []
+    for module in (plain, ours):
+        inp = x.clone().requires_grad_(True)
+        with torch.profiler.profile() as prof:
+            out = module(inp)
+        copies.append(sum(e.name == 'aten::clone' for e in prof.events()))
+        out.square().sum().backward()
+        grads.append([inp.grad, module.conv.weight.grad])
+    assert copies == [1, 0]
+    for ref, got in zip(*grads):
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
 def test_affnet_folds_bn_at_inference_only():
     model = build_classifier('et')
     randomise_bn(model)

@@ -94,10 +94,18 @@ class FoldingConvModule(ConvModule):
     Args:
         *args: As for :class:`mmcv.cnn.ConvModule`.
         fold_bn_in_eval (bool): Fold at inference. Defaults to True.
-        **kwargs: As for :class:`mmcv.cnn.ConvModule`.
+        **kwargs: As for :class:`mmcv.cnn.ConvModule`, except that a SiLU
+            activation defaults to ``inplace=False``.
     """
 
     def __init__(self, *args, fold_bn_in_eval: bool = True, **kwargs) -> None:
+        act_cfg = kwargs.get('act_cfg')
+        if isinstance(act_cfg, dict) and act_cfg.get('type') == 'SiLU':
+            # Under autograd an in-place SiLU first clones its input (its
+            # backward needs it): one more pass over every activation map
+            # per training step. Out of place costs nothing extra, and
+            # inference runs the activation inside the convolution anyway.
+            kwargs.setdefault('inplace', False)
         super().__init__(*args, **kwargs)
         self.fold_bn_in_eval = fold_bn_in_eval
         self._folded: InferencePlan | None = None
