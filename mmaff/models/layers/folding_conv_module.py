@@ -137,14 +137,12 @@ class FoldingConvModule(ConvModule):
                      and norm.track_running_stats))
         return self._foldable
 
-    def _can_fold(self, x: torch.Tensor) -> bool:
-        if not (self.fold_bn_in_eval and not self.training
-                and not torch.is_grad_enabled() and self._layers_foldable()):
-            return False
+    def _bn_folds(self, x: torch.Tensor) -> bool:
+        """Whether the BatchNorm (if any) can be folded for ``x``: it uses
+        running statistics, and ``x`` is not empty."""
         bn = self._batch_norm()
         return ((bn is None or not bn.training
-                 and bn.running_mean is not None)
-                and x.numel() > 0 and not is_traced())
+                 and bn.running_mean is not None) and x.numel() > 0)
 
     def _batch_norm(self) -> _BatchNorm | None:
         norm = self._modules[self.norm_name] if self.with_norm else None
@@ -259,17 +257,14 @@ class FoldingConvModule(ConvModule):
                 activate: bool = True,
                 norm: bool = True) -> torch.Tensor:
         if (norm and self.fold_bn_in_eval and not self.training
-                and not torch.is_grad_enabled() and self._layers_foldable()):
+                and not torch.is_grad_enabled() and self._layers_foldable()
+                and not is_traced()):
             state = self._state(x, activate and self.with_activation)
             if state is not None:
                 plan = self._folded
                 if plan is None or plan.state != state:
-                    previous, plan = plan, None
-                    if self._can_fold(x):
-                        plan = self._folded = self._make_plan(
-                            x, state, previous)
-                elif is_traced():
-                    plan = None
-                if plan is not None:
-                    return self._run_plan(x, plan)
+                    if not self._bn_folds(x):
+                        return super().forward(x, activate, norm)
+                    plan = self._folded = self._make_plan(x, state, plan)
+                return self._run_plan(x, plan)
         return super().forward(x, activate, norm)
