@@ -14,12 +14,26 @@ from .tracing import is_traced
 _FUSED_ACTIVATIONS = {nn.SiLU: 'swish', nn.ReLU: 'relu'}
 
 
+class FoldKey(NamedTuple):
+    """What an :class:`InferencePlan`'s folded weight and its activation
+    handling depend on (everything but the input's size)."""
+    channels_last: bool
+    dtype: torch.dtype
+    device: torch.device
+    #: the activation runs (ConvModule's ``activate`` argument)
+    activate: bool
+    #: the activation has hooks, so it must run as its own module call
+    act_hooked: bool
+    bn_training: bool
+    #: (version, storage) of every source tensor, None for absent ones
+    sources: tuple
+
+
 class InferencePlan(NamedTuple):
     """How :class:`FoldingConvModule` runs an input of a given layout while
     its sources keep the state they had when the plan was made."""
-    #: ((input shape, strides), (channels-last, dtype, device, activation
-    #: on, activation hooked, BN training, (version, storage) of every
-    #: source tensor)): the folded weight depends on the second part only
+    #: ((input shape, strides), :class:`FoldKey`): one tuple, so that the
+    #: hot path compares it once
     state: tuple
     weight: torch.Tensor
     bias: torch.Tensor | None
@@ -148,11 +162,12 @@ class FoldingConvModule(ConvModule):
         norm = self._modules[self.norm_name] if self.with_norm else None
         return norm if isinstance(norm, _BatchNorm) else None
 
-    def _sources(self) -> tuple:
+    def _sources(self, bn: _BatchNorm | None) -> tuple:
+        """The tensors the folded weight is made of (``bn`` is
+        :meth:`_batch_norm`)."""
         # the modules' own dicts: Module.__getattr__ costs more than the
         # small convolutions this module mostly runs
         conv = self._modules['conv']._parameters
-        bn = self._batch_norm()
         if bn is None:
             return conv['weight'], conv.get('bias')
         return (conv['weight'], conv.get('bias'), bn._parameters.get('weight'),
@@ -170,11 +185,11 @@ class FoldingConvModule(ConvModule):
         hooked = act is not None and bool(act._forward_hooks
                                           or act._forward_pre_hooks)
         try:
-            return (x.shape, x.stride()), (
+            return (x.shape, x.stride()), FoldKey(
                 channels_last, x.dtype, x.device, activate, hooked,
-                bn is not None and bn.training) + tuple(
-                    None if t is None else (t._version, t.data_ptr())
-                    for t in self._sources())
+                bn is not None and bn.training,
+                tuple(None if t is None else (t._version, t.data_ptr())
+                      for t in self._sources(bn)))
         except RuntimeError:
             return None
 
@@ -206,27 +221,26 @@ class FoldingConvModule(ConvModule):
         same sources: a new input size only repacks) and, where oneDNN
         serves the input, prepack the folded weight and pick the activation
         post-op."""
-        conv = self.conv
-        channels_last = state[1][0]
-        if previous is not None and previous.state[1] == state[1]:
+        conv, key = self.conv, state[1]
+        if previous is not None and previous.state[1] == key:
             weight, shift = previous.weight, previous.bias
         else:
-            weight, shift = self._fold(x.dtype, channels_last)
-        act = self.activate if state[1][3] else None
+            weight, shift = self._fold(x.dtype, key.channels_last)
+        act = self.activate if key.activate else None
         onednn_args = (list(conv.padding), list(conv.stride),
                        list(conv.dilation), conv.groups)
         packed, call, post_op = None, None, 'none'
         ops = onednn_conv_ops()
         # channels-last only: oneDNN would hand an NCHW input's result back
         # channels-last
-        if (ops is not None and channels_last and not self._onednn_failed
+        if (ops is not None and key.channels_last and not self._onednn_failed
                 and torch_picks_onednn(x, conv)):
             try:
                 packed = ops[0](weight, *onednn_args, list(x.shape))
                 call = ops[1]
             except RuntimeError:
                 self._onednn_failed = True
-            if call is not None and act is not None and not state[1][4]:
+            if call is not None and act is not None and not key.act_hooked:
                 post_op = _FUSED_ACTIVATIONS.get(type(act), 'none')
                 if post_op != 'none':
                     act = None
@@ -236,6 +250,7 @@ class FoldingConvModule(ConvModule):
                              post_op, act)
 
     def _run_plan(self, x: torch.Tensor, plan: InferencePlan) -> torch.Tensor:
+        out, act = None, plan.act
         if plan.onednn_call is not None:
             try:
                 out = plan.onednn_call(x, plan.packed, plan.bias,
@@ -243,14 +258,13 @@ class FoldingConvModule(ConvModule):
                                        '')
             except RuntimeError:
                 # F.conv2d from now on (and its own error if the input is
-                # at fault)
+                # at fault), with the activation the post-op would have run
                 self._onednn_failed = True
                 self._folded = None
-                out = F.conv2d(x, plan.weight, plan.bias, *plan.conv_args)
-                return self.activate(out) if plan.state[1][3] else out
-        else:
+                act = self.activate if plan.state[1].activate else None
+        if out is None:
             out = F.conv2d(x, plan.weight, plan.bias, *plan.conv_args)
-        return out if plan.act is None else plan.act(out)
+        return out if act is None else act(out)
 
     def forward(self,
                 x: torch.Tensor,

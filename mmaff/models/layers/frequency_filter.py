@@ -33,6 +33,18 @@ def check_dft_mode(dft_mode: str) -> str:
     return dft_mode
 
 
+def _c2r_counts(w: int, device: torch.device) -> torch.Tensor:
+    """How often each of the ``w // 2 + 1`` bins along the width of a real
+    map's half spectrum counts in its inverse (float64): twice, for it
+    stands for a conjugate pair, except DC and, for an even ``w``, Nyquist.
+    The imaginary parts of those two are ignored by the inverse (c2r)."""
+    count = torch.full((w // 2 + 1, ), 2., dtype=torch.float64, device=device)
+    count[0] = 1.
+    if w % 2 == 0:
+        count[-1] = 1.
+    return count
+
+
 def set_dft_mode(model: nn.Module, dft_mode: str) -> int:
     """Set how every AFF filter in ``model`` computes its DFTs.
 
@@ -329,11 +341,7 @@ class AdaptiveFrequencyFilter(BaseModule):
             angle = (2 * math.pi * turns).reshape(h * w, h * wf)
             scale = 1 / math.sqrt(h * w)
             fwd = torch.stack([angle.cos(), -angle.sin()], dim=-1)
-            count = torch.full((wf, ), 2., dtype=torch.float64, device=device)
-            count[0] = 1.
-            if w % 2 == 0:
-                count[-1] = 1.
-            count = count.repeat(h)[:, None]
+            count = _c2r_counts(w, device).repeat(h)[:, None]
             inv = torch.stack(
                 [count * angle.T.cos(), -count * angle.T.sin()], dim=1)
             self._dft_cache[key] = (
@@ -364,12 +372,7 @@ class AdaptiveFrequencyFilter(BaseModule):
                 torch.arange(h, **f64), torch.arange(h, **f64)) / h
             cw, sw = ang_w.cos() / math.sqrt(w), ang_w.sin() / math.sqrt(w)
             ch, sh = ang_h.cos() / math.sqrt(h), ang_h.sin() / math.sqrt(h)
-            # c2r: the bins other than DC and Nyquist stand for a conjugate
-            # pair; the imaginary parts of DC and Nyquist are ignored.
-            weight = torch.full((wf, 1), 2., **f64)
-            weight[0] = 1.
-            if w % 2 == 0:
-                weight[-1] = 1.
+            weight = _c2r_counts(w, device)[:, None]
 
             def interleave(a, b, c, d):
                 # rows 2k / 2k + 1 and columns 2j / 2j + 1 of [[a, b], [c, d]]
