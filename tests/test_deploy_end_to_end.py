@@ -165,7 +165,7 @@ def test_runtime_detections_equal_pytorch(det_export, sharp_det, toy_coco):
         assert unexplained == 0, f'{image}: {unexplained} of 50'
         matched += twins
     # ties are few with sharp_det, and tied boxes that do not overlap are
-    # both kept: six local runs matched all 50 per image
+    # both kept: the runs that counted matched all 50 per image
     assert matched >= 40 * len(images)
 
 
