@@ -5,7 +5,6 @@ PyTorch on toy-trained checkpoints."""
 import re
 from pathlib import Path
 
-import mmcv
 import numpy as np
 import onnx
 import pytest
@@ -20,6 +19,7 @@ from mmaff.deployment.export import (
     read_metadata,
 )
 from mmaff.deployment.inference import ExportedModel
+from mmaff.deployment.pipeline import ExportPreprocessor
 from mmaff.deployment.runtime import RuntimeSession
 from mmaff.utils.runner_setup import build_model_from_config, read_config
 
@@ -71,10 +71,7 @@ def sharp_det(trained_det, toy_coco, tmp_path_factory) -> str:
     cfg = read_config(TOY_CONFIGS['detection'])
     model = build_model_from_config(cfg, trained_det)
     image = sorted(Path(toy_coco, 'val').glob('*.jpg'))[0]
-    pixels = mmcv.imresize(mmcv.imread(str(image)), (320, 320))
-    inputs = model.data_preprocessor(
-        dict(inputs=[torch.from_numpy(pixels).permute(2, 0, 1)]),
-        False)['inputs']
+    inputs, _ = ExportPreprocessor(cfg, None)(str(image))
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         convs = [level[1] for level in model.bbox_head.cls_convs]
@@ -165,7 +162,7 @@ def test_runtime_detections_equal_pytorch(det_export, sharp_det, toy_coco):
         assert unexplained == 0, f'{image}: {unexplained} of 50'
         matched += twins
     # ties are few with sharp_det, and tied boxes that do not overlap are
-    # both kept: the runs that counted matched all 50 per image
+    # both kept: four counted runs matched 46 to 50 per image
     assert matched >= 40 * len(images)
 
 
