@@ -19,6 +19,7 @@ from mmaff.deployment.export import (
     read_metadata,
 )
 from mmaff.deployment.inference import ExportedModel
+from mmaff.deployment.matching import DetectionMatch, match_detections
 from mmaff.deployment.pipeline import ExportPreprocessor
 from mmaff.deployment.runtime import RuntimeSession
 from mmaff.utils.runner_setup import build_model_from_config, read_config
@@ -110,7 +111,7 @@ def test_detector_export_has_nms_and_documented_outputs(det_export):
     assert f'DFT mode {FASTEST_DFT_MODE["onnxruntime"]}' in stdout
     assert 'outputs: dets (2, 50, 5) float32, labels (2, 50) int64' in stdout
     gap = float(re.search(r'matching PyTorch detection (\S+)', stdout)[1])
-    assert gap <= 1e-4
+    assert gap <= 1e-4 and ' 0 unmatched)' in stdout
     ops = {node.op_type for node in onnx.load(path).graph.node}
     assert {'NonMaxSuppression', 'TopK'} <= ops
     assert 'DFT' not in ops  # the matmul DFT, onnxruntime's faster mode
@@ -127,23 +128,36 @@ def test_detector_export_has_nms_and_documented_outputs(det_export):
     assert ((labels == -1) == (scores == 0)).all()
 
 
-def match_detections(ours, ref) -> tuple[int, int]:
-    """(detections with a PyTorch twin: same label, box within 1 px, score
-    within 1e-4; detections with neither a twin nor a PyTorch detection of
-    their label whose score is within 1e-5). Scores that close are ties,
-    and float rounding decides which of two overlapping tied boxes NMS
-    keeps, or which tie makes the top 50; a detection without a twin is
-    only explained by such a tie."""
-    matched = unexplained = 0
-    for box, score, label in zip(ours.bboxes, ours.scores, ours.labels):
-        same_label = ref.labels == label
-        twin = (same_label
-                & ((ref.bboxes - box).abs().max(dim=1).values <= 1)
-                & ((ref.scores - score).abs() < 1e-4))
-        tie = same_label & ((ref.scores - score).abs() < 1e-5)
-        matched += bool(twin.any())
-        unexplained += not bool(twin.any() or tie.any())
-    return matched, unexplained
+def test_match_detections_tells_twins_ties_and_differences():
+    ref = np.array([[10, 10, 50, 50, 0.9], [12, 10, 52, 50, 0.5],
+                    [0, 0, 0, 0, 0]], dtype=np.float32)
+    ref_labels = np.array([0, 1, -1])
+    # in another order, within tolerance: all twins (padding included)
+    dets = ref[[1, 0, 2]] + np.float32(2e-5)
+    match = match_detections(dets, ref_labels[[1, 0, 2]], ref, ref_labels,
+                             1e-4, 1e-4)
+    assert match[:3] == (3, 0, 0) and 1e-5 < match.worst_gap < 1e-4
+    # NMS kept the other of two tied overlapping boxes: a tie, not a twin
+    tied = np.array([[13, 10, 53, 50, 0.5 + 5e-6]], dtype=np.float32)
+    assert match_detections(tied, np.array([1]), ref, ref_labels, 1e-4,
+                            1e-4)[:3] == (0, 1, 0)
+    # a score apart, a box apart (its score near, not tied) or another
+    # label: unexplained
+    for det, label in (([12, 10, 52, 50, 0.6], 1),
+                       ([30, 10, 70, 50, 0.9 + 5e-5], 0),
+                       ([10, 10, 50, 50, 0.9], 2)):
+        match = match_detections(np.array([det], dtype=np.float32),
+                                 np.array([label]), ref, ref_labels, 1e-4,
+                                 1e-4)
+        assert match[:3] == (0, 0, 1), (det, label)
+    total = sum([match, match], DetectionMatch(0, 0, 0, 0.))
+    assert total.unexplained == 2
+
+
+def detection_rows(instances) -> tuple[np.ndarray, np.ndarray]:
+    """An mmdet ``pred_instances`` as (K, 5) boxes and scores, labels."""
+    dets = torch.cat([instances.bboxes, instances.scores[:, None]], dim=1)
+    return dets.numpy(), instances.labels.numpy()
 
 
 def test_runtime_detections_equal_pytorch(det_export, sharp_det, toy_coco):
@@ -158,9 +172,11 @@ def test_runtime_detections_equal_pytorch(det_export, sharp_det, toy_coco):
         with torch.no_grad():
             ref = model.predict(inputs, [sample])[0].pred_instances[:50]
         assert len(ours) == len(ref) == 50
-        twins, unexplained = match_detections(ours, ref)
-        assert unexplained == 0, f'{image}: {unexplained} of 50'
-        matched += twins
+        # twins: same label, box within 1 px, score within 1e-4
+        match = match_detections(*detection_rows(ours),
+                                 *detection_rows(ref), 1., 1e-4)
+        assert match.unexplained == 0, f'{image}: {match}'
+        matched += match.twins
     # ties are few with sharp_det, and tied boxes that do not overlap are
     # both kept: four counted runs matched 46 to 50 per image
     assert matched >= 40 * len(images)

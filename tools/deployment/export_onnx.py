@@ -42,6 +42,7 @@ from mmaff.deployment.export import (
     flatten_outputs,
 )
 from mmaff.deployment.inference import dataset_meta
+from mmaff.deployment.matching import DetectionMatch, match_detections
 from mmaff.deployment.pipeline import default_input_shape
 from mmaff.models import DFT_MODES
 from mmaff.utils.checkpoint import CheckpointError, read_checkpoint
@@ -108,17 +109,20 @@ def compare(task: str, postprocess: bool, actual: list[np.ndarray],
     if task == 'segmentation':
         share = float((actual[0] != expected[0]).mean())
         return share, f'{100 * share:.3f}% of pixels differ'
-    # Detections: equal scores may come out in another order, so each
-    # runtime detection must have a PyTorch one of the same label within
-    # atol (boxes, score) in the same image.
+    # Detections come out in any order among equal scores, and float
+    # rounding picks between tied overlapping boxes: each runtime detection
+    # needs a PyTorch one of its label within atol (box and score) in the
+    # same image, or one whose score ties its own.
     (dets, labels), (ref_dets, ref_labels) = actual, expected
-    worst = 0.
+    match = DetectionMatch(0, 0, 0, 0.)
     for image in range(dets.shape[0]):
-        for det, label in zip(dets[image], labels[image]):
-            gap = np.abs(ref_dets[image] - det).max(axis=1)
-            gap[ref_labels[image] != label] = np.inf
-            worst = max(worst, float(gap.min()))
-    return worst, f'largest gap to a matching PyTorch detection {worst:.3e}'
+        match += match_detections(dets[image], labels[image],
+                                  ref_dets[image], ref_labels[image], atol,
+                                  atol)
+    text = (f'largest gap to a matching PyTorch detection '
+            f'{match.worst_gap:.3e} ({match.twins} matched, {match.ties} on '
+            f'tied scores, {match.unexplained} unmatched)')
+    return (np.inf if match.unexplained else match.worst_gap), text
 
 
 def main(argv=None) -> int:
