@@ -23,6 +23,20 @@ def pytest_configure(config) -> None:
         torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def no_default_scope() -> None:
+    """Each test starts with no current mmengine default scope.
+
+    Registries build in the current default scope, and an in-process
+    ``Runner`` or ``init_default_scope`` leaves its scope current for every
+    later test of the same worker: without this a test's outcome would depend
+    on which files pytest-xdist happened to run before it in that process
+    (a CI run built a head's loss in the ``mmengine`` scope left by a Runner
+    and failed)."""
+    from mmengine.registry import DefaultScope
+    DefaultScope._instance_dict.clear()
+
+
 def _built_once(tmp_path_factory, name: str, build) -> str:
     """``build(folder)`` run once per test run, also across pytest-xdist
     workers (their temporary folders share a parent); returns what it

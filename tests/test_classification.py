@@ -232,8 +232,11 @@ def test_dropout_head_train_eval_and_state_dict():
     head.eval()
     assert torch.equal(head.pre_logits(feats), feats[0])
     torch.testing.assert_close(head(feats), head.fc(feats[0]))
+    # the rate is checked before the loss is built: in the mmengine scope
+    # (which a Runner leaves current) building the loss itself would fail
     for rate in (-0.1, 1.0):
-        with pytest.raises(ValueError, match='dropout_rate'):
+        with DefaultScope.overwrite_default_scope('mmengine'), \
+                pytest.raises(ValueError, match='dropout_rate'):
             DropoutLinearClsHead(num_classes=3, in_channels=4,
                                  dropout_rate=rate)
 

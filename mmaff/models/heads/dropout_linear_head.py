@@ -31,11 +31,13 @@ class DropoutLinearClsHead(LinearClsHead):
                  in_channels: int,
                  dropout_rate: float = 0.1,
                  **kwargs) -> None:
-        super().__init__(
-            num_classes=num_classes, in_channels=in_channels, **kwargs)
+        # checked first: the parent builds the loss from the registry of the
+        # current default scope, which may fail for unrelated reasons
         if not 0 <= dropout_rate < 1:
             raise ValueError(
                 f'dropout_rate must be in [0, 1), got {dropout_rate}')
+        super().__init__(
+            num_classes=num_classes, in_channels=in_channels, **kwargs)
         self.dropout_rate = dropout_rate
         self.dropout = nn.Dropout(p=dropout_rate) if dropout_rate > 0 \
             else nn.Identity()
