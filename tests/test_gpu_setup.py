@@ -228,7 +228,8 @@ def test_gpu_check_tiny_on_cpu(tmp_path):
 
 
 def test_gpu_check_reports_a_failed_check(monkeypatch):
-    sys.path.insert(0, str(Path(ROOT, 'tools/benchmarks')))
+    # gpu_check imports its sibling modules; undone after the test
+    monkeypatch.syspath_prepend(str(Path(ROOT, 'tools/benchmarks')))
     gpu_check = import_file(Path(ROOT, 'tools/benchmarks/gpu_check.py'),
                             'gpu_check')
     monkeypatch.setattr(gpu_check, 'OURS', ('AFFNet-ET', ))
