@@ -3,7 +3,8 @@
 ``MODELS``, ``DATASETS``, ``TRANSFORMS`` and ``VISUALIZERS`` are children of
 mmengine's root registries with scope ``mmaff``, so ``type='mmaff.AFFNet'``,
 ``type='mmaff.CheckedCocoDataset'``, ``type='mmaff.CheckSegLabels'`` or
-``type='mmaff.SegOverlayVisualizer'`` resolve from any downstream scope
+``type='mmaff.SegOverlayVisualizer'`` or ``type='mmaff.PrepareForInferenceHook'``
+resolve from any downstream scope
 (mmdet, mmseg, mmpretrain): mmengine imports ``mmaff.registry`` for the
 ``mmaff.`` prefix and then ``locations`` lazily. Unprefixed aliases for the
 downstream registries are added in :mod:`mmaff.models` (on ``import
@@ -12,6 +13,7 @@ are imported: ``import mmaff`` does not, to keep mmdet's dataset code and
 mmseg's visualizer out of it).
 """
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
@@ -39,3 +41,8 @@ VISUALIZERS = Registry(
     parent=MMENGINE_VISUALIZERS,
     scope='mmaff',
     locations=['mmaff.visualization'])
+HOOKS = Registry(
+    'hook',
+    parent=MMENGINE_HOOKS,
+    scope='mmaff',
+    locations=['mmaff.engine.hooks'])

@@ -1,0 +1,1 @@
+"""Runner-side pieces: hooks (registered in :data:`mmaff.registry.HOOKS`)."""

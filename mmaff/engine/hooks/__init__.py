@@ -1,0 +1,2 @@
+"""Runner hooks, registered in :data:`mmaff.registry.HOOKS` (``type=
+'mmaff.<Name>'`` from any scope)."""
