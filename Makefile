@@ -17,7 +17,7 @@ $(STAMP): $(DEPS)
 	touch $@
 
 demo: $(STAMP)
-	$(PYTHON) tools/demo.py
+	$(PYTHON) tools/train_toy_segmenter.py
 
 test: $(STAMP)
 	$(PYTHON) -m pytest tests -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)

@@ -10,11 +10,11 @@ from official_reference import OfficialAffNet
 import mmaff
 from mmaff.utils.official_checkpoint import convert_official_state_dict
 
-PHOTO_DEMO = 'tools/analysis_tools/photo_demo.py'
+TIME_VARIANTS = 'tools/analysis_tools/time_variants.py'
 
 
-def test_demo_on_real_photos():
-    result = run_python(PHOTO_DEMO, '--archs', 'et', '--repeats', '1')
+def test_time_variants_on_real_photos():
+    result = run_python(TIME_VARIANTS, '--archs', 'et', '--repeats', '1')
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert '1,436,264 parameters' in out
@@ -24,17 +24,17 @@ def test_demo_on_real_photos():
     assert 'chelsea' in out and ' ms' in out
 
 
-def test_demo_with_converted_checkpoint(tmp_path):
+def test_time_variants_with_converted_checkpoint(tmp_path):
     torch.manual_seed(0)
     official = OfficialAffNet('et').eval()
     path = tmp_path / 'affnet-et.pth'
     torch.save({'state_dict': convert_official_state_dict(
         official.state_dict())}, path)
-    result = run_python(PHOTO_DEMO, '--archs', 'et', '--repeats', '1',
+    result = run_python(TIME_VARIANTS, '--archs', 'et', '--repeats', '1',
                         '--checkpoint', str(path))
     assert result.returncode == 0, result.stderr
     assert 'top-5 class ids' in result.stdout
-    result = run_python(PHOTO_DEMO, '--checkpoint', str(path))
+    result = run_python(TIME_VARIANTS, '--checkpoint', str(path))
     assert result.returncode != 0
     assert 'exactly one arch' in result.stderr
 
@@ -81,11 +81,12 @@ def test_visualize_kernels_writes_pictures(tmp_path):
 
 
 @pytest.mark.slow
-def test_make_demo_main_job(tmp_path):
-    """tools/demo.py (``make demo``) end to end, with a short schedule."""
+def test_make_demo_trains_toy_segmenter(tmp_path):
+    """tools/train_toy_segmenter.py (``make demo``) end to end, with a
+    short schedule."""
     import cv2
     work = tmp_path / 'demo'
-    result = run_python('tools/demo.py', '--iters', '10', '--work-dir',
+    result = run_python('tools/train_toy_segmenter.py', '--iters', '10', '--work-dir',
                         str(work), '--data-root', str(tmp_path / 'toy_ade20k'))
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout

@@ -1,4 +1,4 @@
-"""AFFNet on a real photo: parameters, per-stage feature shapes and timing.
+"""Time the AFFNet variants on real photos; also parameters, stage shapes.
 
 Builds the three AFFNet variants as mmpretrain ImageNet classifiers (the
 backbone as ``type='mmaff.AFFNet'``: the ``mmaff.`` scope prefix makes

@@ -1,6 +1,8 @@
-"""The main job on a bundled toy default: DeepLabv3-AFFNet-ET segmentation.
+"""Train and evaluate DeepLabv3-AFFNet-ET on the bundled toy segmentation set
+(``make demo`` runs it).
 
-    python tools/demo.py [--work-dir work_dirs/demo] [--iters 400]
+    python tools/train_toy_segmenter.py [--work-dir work_dirs/toy_segmenter]
+                                        [--iters 400]
 
 1. writes the toy ADE20K-layout set (tools/dataset_converters/
    make_toy_ade20k.py) to ``data/toy_ade20k`` unless it is there;
@@ -32,7 +34,7 @@ DATA_ROOT = 'data/toy_ade20k'
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--work-dir', default='work_dirs/demo')
+    parser.add_argument('--work-dir', default='work_dirs/toy_segmenter')
     parser.add_argument('--iters', type=int, default=None,
                         help='training iterations (default: the config)')
     parser.add_argument('--data-root', default=DATA_ROOT,
@@ -70,7 +72,7 @@ def draw_overlays(config: str, checkpoint: str, data_root: str,
     from mmaff.visualization import SegOverlayVisualizer
     model = init_model(config, checkpoint, device='cpu')
     # the toy images are small: enlarged 2x for viewing
-    visualizer = SegOverlayVisualizer(name='demo', alpha=0.6,
+    visualizer = SegOverlayVisualizer(name='toy_segmenter', alpha=0.6,
                                       show_input=True, min_size=256)
     visualizer.dataset_meta = dict(
         classes=model.dataset_meta['classes'],
