@@ -299,11 +299,11 @@ def test_mmaff_imports_without_mmpretrain():
         import sys
         sys.modules['mmpretrain'] = None  # as if not installed
         import mmaff
-        from mmaff.models import register_downstream_aliases
+        from mmaff.registry import register_downstream_aliases
         import mmaff.registry
         assert 'DropoutLinearClsHead' not in \\
             mmaff.registry.MODELS.module_dict
-        print(register_downstream_aliases())
+        print(register_downstream_aliases(['AFFNet'])['AFFNet'])
         try:
             from mmaff.models.heads import DropoutLinearClsHead
         except ImportError as e:
@@ -318,9 +318,11 @@ def test_mmaff_imports_without_mmpretrain():
 
 
 def test_import_mmaff_stays_light():
-    """The heads (mmpretrain, and through it mmdet's models) load lazily."""
+    """The heads (mmpretrain, and through it mmdet's models) load lazily;
+    the plain-name aliases import only the downstream registries."""
     code = ('import sys, mmaff; print(sorted(m for m in ("mmpretrain.models",'
-            ' "mmdet.models", "mmaff.models.heads") if m in sys.modules))')
+            ' "mmdet.models", "mmseg.models", "mmaff.models.heads", '
+            '"mmaff.models.dense_heads") if m in sys.modules))')
     result = run_python('-c', code, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == '[]'

@@ -37,20 +37,17 @@ SCRIPT = textwrap.dedent('''
     TRANSFORMS.build(dict(type='mmaff.CheckSegLabels', num_classes=3))
     print('TRANSFORM ok')
 
+    # name -> the module that holds it, the registry it is built from
     asks = {
-        'CheckedCocoDataset': (
-            'from mmaff.datasets import CheckedCocoDataset',
-            lambda: DATASETS.build(dict(type='mmaff.CheckedCocoDataset'))),
-        'AFFNetASPPHead': (
-            'from mmaff.models.decode_heads import AFFNetASPPHead',
-            lambda: MODELS.build(dict(type='mmaff.AFFNetASPPHead'))),
-        'DropoutLinearClsHead': (
-            'from mmaff.models.heads import DropoutLinearClsHead',
-            lambda: MODELS.build(dict(type='mmaff.DropoutLinearClsHead'))),
+        'CheckedCocoDataset': ('mmaff.datasets', DATASETS),
+        'AFFNetASPPHead': ('mmaff.models.decode_heads', MODELS),
+        'DropoutLinearClsHead': ('mmaff.models.heads', MODELS),
+        'SSDHeadWithLossCls': ('mmaff.models.dense_heads', MODELS),
     }
-    for name, (statement, build) in asks.items():
-        for how, action in (('import', lambda: exec(statement)),
-                            ('build', build)):
+    for name, (module, registry) in asks.items():
+        for how, action in (
+                ('import', lambda: exec(f'from {module} import {name}')),
+                ('build', lambda: registry.build(dict(type=f'mmaff.{name}')))):
             try:
                 action()
             except ImportError as error:
@@ -61,9 +58,9 @@ SCRIPT = textwrap.dedent('''
                 print('PRESENT', name, how, 'ok')
 ''')
 NEEDS = {
-    'mmdet': 'CheckedCocoDataset',
-    'mmseg': 'AFFNetASPPHead',
-    'mmpretrain': 'DropoutLinearClsHead',
+    'mmdet': ('CheckedCocoDataset', 'SSDHeadWithLossCls'),
+    'mmseg': ('AFFNetASPPHead', ),
+    'mmpretrain': ('DropoutLinearClsHead', ),
 }
 
 
@@ -76,12 +73,12 @@ def test_mmaff_imports_without(blocked, tmp_path):
     lines = result.stdout.splitlines()
     assert 'BACKBONE (1, 144, 2, 2)' in lines
     assert 'TRANSFORM ok' in lines
-    for name in NEEDS.values():
+    for name in sum(NEEDS.values(), ()):
         for how in ('import', 'build'):
             line = next(x for x in lines
                         if x.startswith(('MISSING', 'PRESENT'))
                         and x.split()[1:3] == [name, how])
-            if name == NEEDS[blocked]:
+            if name in NEEDS[blocked]:
                 # names the piece, the missing package and how to install it
                 assert line.startswith(f'MISSING {name} {how} '), line
                 assert f'{name} needs {blocked}' in line, line

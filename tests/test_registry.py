@@ -1,5 +1,6 @@
 """AFFNet resolves as ``mmaff.AFFNet`` everywhere and as ``AFFNet`` under
-the mmdet, mmseg and mmpretrain default scopes."""
+the mmdet, mmseg and mmpretrain default scopes; the registries and the
+plain-name alias table of :mod:`mmaff.registry`."""
 import glob
 import json
 import os.path as osp
@@ -83,6 +84,74 @@ def test_prefixed_name_needs_no_import_plain_name_needs_custom_imports():
     # mmdet was asked first for the plain name: nothing had imported mmaff.
     assert found['mmdet:AFFNet'].startswith('KeyError')
     assert 'not in the mmdet::model registry' in found['mmdet:AFFNet']
+
+
+def test_every_downstream_alias_resolves_to_the_mmaff_class():
+    import importlib
+
+    import mmaff.datasets  # noqa: F401
+    import mmaff.models.decode_heads  # noqa: F401
+    import mmaff.models.dense_heads  # noqa: F401
+    import mmaff.models.heads  # noqa: F401
+    import mmaff.visualization  # noqa: F401
+    from mmaff import registry
+    for (kind, name), packages in registry.DOWNSTREAM_ALIASES.items():
+        ours = getattr(registry, kind).module_dict[name]
+        assert isinstance(ours, type), (kind, name)
+        for package in packages:
+            downstream = getattr(
+                importlib.import_module(f'{package}.registry'), kind)
+            assert downstream.module_dict[name] is ours, (package, name)
+    with pytest.raises(KeyError, match='NotListed'):
+        registry.register_downstream_aliases(['NotListed'])
+
+
+TAKEN_NAME = """
+import json
+import mmdet.registry
+
+
+class OtherAFFNet:
+    pass
+
+
+mmdet.registry.MODELS.register_module(name='AFFNet', module=OtherAFFNet)
+import mmaff
+from mmaff.registry import register_downstream_aliases
+import mmseg.registry
+print(json.dumps(dict(
+    again=register_downstream_aliases(['AFFNet']),
+    mmdet=mmdet.registry.MODELS.module_dict['AFFNet'].__name__,
+    mmseg=mmseg.registry.MODELS.module_dict['AFFNet'] is
+    mmaff.models.AFFNet)))
+"""
+
+
+def test_alias_leaves_an_existing_downstream_entry_in_place():
+    result = run_python('-c', TAKEN_NAME, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found == dict(again=dict(AFFNet=['mmseg', 'mmpretrain']),
+                         mmdet='OtherAFFNet',
+                         mmseg=True)
+
+
+def test_registries_keep_their_names_scopes_parents_and_locations():
+    import mmengine.registry
+
+    from mmaff import registry
+    kinds = dict(MODELS='model', DATASETS='dataset', TRANSFORMS='transform',
+                 VISUALIZERS='visualizer', HOOKS='hook')
+    for attr, kind in kinds.items():
+        ours = getattr(registry, attr)
+        assert (ours.name, ours.scope) == (kind, 'mmaff')
+        assert ours.parent is getattr(mmengine.registry, attr)
+        assert ours._locations == registry.REGISTRY_LOCATIONS[attr][1]
+    assert registry.MODELS._locations == [
+        'mmaff.models', 'mmaff.models.heads', 'mmaff.models.decode_heads',
+        'mmaff.models.dense_heads'
+    ]
+    assert registry.HOOKS._locations == ['mmaff.engine.hooks']
 
 
 @pytest.mark.parametrize(

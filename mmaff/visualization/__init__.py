@@ -2,7 +2,7 @@
 ``locations`` (``type='mmaff.SegOverlayVisualizer'``); importing this module
 also registers the plain name in mmseg's visualizer registry. Without mmseg
 it imports but holds the mmseg-free drawing helpers only."""
-from mmaff.utils.optional import import_error, missing_getattr
+from mmaff import registry
 
 from .legend import add_caption, add_legend, add_titles, enlarge_factor
 
@@ -10,18 +10,8 @@ __all__ = [
     'SegOverlayVisualizer', 'add_caption', 'add_legend', 'add_titles',
     'enlarge_factor'
 ]
-_error = import_error('mmseg')
-if _error is None:
-    from mmseg.registry import VISUALIZERS as MMSEG_VISUALIZERS
-
-    from mmaff.models import register_alias
-
+if registry.package_available('mmseg', __name__, ['SegOverlayVisualizer'],
+                              registry.VISUALIZERS):
     from .seg_visualizer import SegOverlayVisualizer
 
-    register_alias(MMSEG_VISUALIZERS, 'SegOverlayVisualizer',
-                   SegOverlayVisualizer)
-else:
-    from mmaff.registry import VISUALIZERS
-
-    __getattr__ = missing_getattr(__name__, 'mmseg', ['SegOverlayVisualizer'],
-                                  _error, VISUALIZERS)
+    registry.register_downstream_aliases(['SegOverlayVisualizer'])
