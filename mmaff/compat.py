@@ -3,10 +3,16 @@
 Each fix names the upstream problem it works around. :func:`apply_all` runs
 on ``import mmaff``; the distributed helpers are called by ``tools/train.py``
 and ``tools/test.py`` (or by anyone building a Runner by hand on CPU).
+Nothing here patches another package's classes or hooks the import system.
 
 F1  mmdet 3.3.0: ``SSDHead`` has no ``loss_cls`` but ``BaseDenseHead``
     reads ``self.loss_cls`` in ``predict_by_feat``, so every SSD val/test
     crashes with ``AttributeError`` (mmdetection#11063, #11305, unmerged).
+    Fixed by a head, not here: ``mmaff.SSDHeadWithLossCls``
+    (:mod:`mmaff.models.dense_heads`), ``SSDHead`` with ``loss_cls = None``,
+    which the SSDLite configs use; mmdet's own ``SSDHead`` is left as it is.
+    The subclass is harmless on an mmdet that fixes this, so it is not
+    gated; the table below records the version it was written for.
 F2  torch >= 2.6 loads checkpoints with ``weights_only=True``; mmengine
     0.10.7 calls ``torch.load`` without the flag, and runner checkpoints
     (``resume`` / ``load_from``) hold mmengine objects the safe unpickler
@@ -31,20 +37,15 @@ F6  torch 2.14 deprecates DDP's ``broadcast_buffers`` (FutureWarning in
     for the identically seeded ranks mmengine builds). A
     ``broadcast_buffers`` in ``model_wrapper_cfg`` keeps its value.
 
-Each fix is applied only to the package versions it was written and tested
-for (:data:`TESTED_VERSIONS`); with any other version it is left out and a
-warning, once per fix, names the fix and the version found.
+Fixes F2-F6 are applied only to the package versions they were written and
+tested for (:data:`TESTED_VERSIONS`); with any other version a fix is left
+out and a warning, once per fix, names the fix and the version found.
 """
 import importlib
-import importlib.abc
 import importlib.metadata
-import importlib.util
 import os
 import pickle
-import sys
 import warnings
-from collections.abc import Callable
-from types import ModuleType
 
 import torch
 from packaging.version import InvalidVersion, Version
@@ -61,6 +62,9 @@ TESTED_VERSIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
            ('0.10.7', )),
     'F3-F5': ('CPU multi-process runs', 'mmengine', ('0.10.7', )),
     'F6': ('DDP broadcast_buffers deprecation', 'torch', ('2.14', )),
+    # not a fix: mmaff.deployment.onednn calls private torch ops
+    'oneDNN': ('prepacked oneDNN convolutions of prepared models', 'torch',
+               ('2.14', )),
 }
 _warned: set[str] = set()
 
@@ -105,92 +109,6 @@ def fix_applies(fix: str) -> bool:
             'report it.',
             stacklevel=2)
     return False
-
-# --------------------------------------------------------------------------
-# Post-import hooks: patch a module when (and only if) it gets imported, so
-# that ``import mmaff`` does not pull in mmdet's whole model zoo.
-
-
-class _PatchingLoader(importlib.abc.Loader):
-
-    def __init__(self, loader: importlib.abc.Loader) -> None:
-        self._loader = loader
-
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module: ModuleType) -> None:
-        self._loader.exec_module(module)
-        # Later tools (inspect, linecache) expect the real loader.
-        module.__loader__ = self._loader
-        if module.__spec__ is not None:
-            module.__spec__.loader = self._loader
-        # Taken only now: a spec found without an import (e.g. by
-        # ``importlib.util.find_spec``) must leave the hooks in place.
-        for hook in _FINDER.hooks.pop(module.__name__, []):
-            hook(module)
-
-    def __getattr__(self, name: str):
-        return getattr(self._loader, name)
-
-
-class _PostImportFinder(importlib.abc.MetaPathFinder):
-
-    def __init__(self) -> None:
-        self.hooks: dict[str, list[Callable[[ModuleType], None]]] = {}
-
-    def find_spec(self, fullname, path, target=None):
-        if fullname not in self.hooks:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, 'find_spec'):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None and spec.loader is not None:
-                spec.loader = _PatchingLoader(spec.loader)
-                return spec
-        return None
-
-
-_FINDER = _PostImportFinder()
-
-
-def when_imported(module_name: str,
-                  hook: Callable[[ModuleType], None]) -> None:
-    """Call ``hook(module)`` now if the module is imported, else right after
-    its import."""
-    module = sys.modules.get(module_name)
-    if module is not None:
-        hook(module)
-        return
-    _FINDER.hooks.setdefault(module_name, []).append(hook)
-    if _FINDER not in sys.meta_path:
-        sys.meta_path.insert(0, _FINDER)
-
-
-# --------------------------------------------------------------------------
-# F1
-
-
-def _fix_ssd_head(module: ModuleType) -> None:
-    ssd_head = getattr(module, 'SSDHead', None)
-    if ssd_head is not None and not hasattr(ssd_head, 'loss_cls'):
-        # SSDHead computes its own loss; None makes BaseDenseHead's
-        # ``getattr(self.loss_cls, 'custom_cls_channels', False)`` False.
-        ssd_head.loss_cls = None
-
-
-def fix_ssd_head() -> bool:
-    """F1: give mmdet's ``SSDHead`` the ``loss_cls`` attribute it lacks.
-
-    Returns:
-        bool: Whether the fix is (or will be, on import) applied.
-    """
-    if not fix_applies('F1'):
-        return False
-    when_imported('mmdet.models.dense_heads.ssd_head', _fix_ssd_head)
-    return True
-
 
 # --------------------------------------------------------------------------
 # F2
@@ -402,6 +320,5 @@ def finish_distributed() -> None:
 
 
 def apply_all() -> None:
-    """Apply the fixes that take effect on import (F1, F2)."""
-    fix_ssd_head()
+    """Apply the fixes that take effect on import (F2)."""
     allow_mmengine_checkpoints()

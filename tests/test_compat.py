@@ -1,17 +1,14 @@
-"""Tests of :mod:`mmaff.compat`, the fixes F1-F6 for the pinned stack.
+"""Tests of :mod:`mmaff.compat`, the fixes F1-F6 for the pinned stack, and
+of the head that fixes F1 (``mmaff.SSDHeadWithLossCls``).
 
 For every fix one test shows it is needed: the upstream failure, seen in a
-subprocess that never imports mmaff (the fixes change global state: class
-attributes, torch's safe globals, import hooks), and one shows it works.
+subprocess that does not use the fix (F2 changes global state: torch's safe
+globals), and one shows it works.
 """
 import collections
-import importlib
-import importlib.util
-import inspect
 import json
 import os
 import pickle
-import sys
 import uuid
 
 import numpy as np
@@ -25,7 +22,6 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmaff import compat
 
 TIMEOUT = 120
-SSD_HEAD = 'mmdet.models.dense_heads.ssd_head'
 CPU_ONLY = pytest.mark.skipif(torch.cuda.is_available(),
                               reason='checks the CPU-only code path')
 
@@ -103,63 +99,31 @@ def toys(toys_dir):
 
 
 # --------------------------------------------------------------------------
-# when_imported: the post-import hooks F1 relies on
+# No global patches: ``import mmaff`` leaves the import system alone
 
 
-@pytest.fixture
-def fresh_name(tmp_path, monkeypatch):
-    """A module name nobody imported, importable from ``tmp_path``."""
-    name = f'compat_probe_{uuid.uuid4().hex}'
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield name
-    for table in (sys.modules, compat._FINDER.hooks):
-        for key in [k for k in table if k.split('.')[0] == name]:
-            del table[key]
+NO_HOOKS = """
+import sys
+import mmdet.registry, mmseg.registry, mmpretrain.registry
+before = list(sys.meta_path)
+import mmaff
+print(sys.meta_path == before, len(before))
+"""
 
 
-def test_when_imported_runs_hook_right_after_import(tmp_path, fresh_name):
-    (tmp_path / f'{fresh_name}.py').write_text('VALUE = 42\n')
-    calls = []
-    compat.when_imported(fresh_name, lambda m: calls.append((m, m.VALUE)))
-    assert calls == [] and fresh_name not in sys.modules
-    # Looking the module up without importing it leaves the hook in place.
-    assert importlib.util.find_spec(fresh_name) is not None
-    assert calls == []
-    module = importlib.import_module(fresh_name)
-    assert calls == [(module, 42)]
-    importlib.import_module(fresh_name)
-    assert len(calls) == 1
-    # The real loader is put back, so source lookups keep working.
-    assert type(module.__loader__).__name__ == 'SourceFileLoader'
-    assert module.__spec__.loader is module.__loader__
-    assert inspect.getsource(module) == 'VALUE = 42\n'
-
-
-def test_when_imported_hooks_a_submodule_in_order(tmp_path, fresh_name):
-    package = tmp_path / fresh_name
-    package.mkdir()
-    (package / '__init__.py').write_text('')
-    (package / 'sub.py').write_text('class Head:\n    pass\n')
-    calls = []
-    compat.when_imported(f'{fresh_name}.sub', lambda m: calls.append(1))
-    compat.when_imported(f'{fresh_name}.sub',
-                         lambda m: calls.append(m.Head.__name__))
-    importlib.import_module(fresh_name)
-    assert calls == []
-    sub = importlib.import_module(f'{fresh_name}.sub')
-    assert calls == [1, 'Head']
-    assert sys.modules[f'{fresh_name}.sub'] is sub
-
-
-def test_when_imported_runs_hook_now_if_already_imported():
-    calls = []
-    compat.when_imported('json', calls.append)
-    assert calls == [json]
-    assert 'json' not in compat._FINDER.hooks
+def test_import_mmaff_adds_no_import_hooks():
+    """``import mmaff`` leaves ``sys.meta_path`` as it was. The downstream
+    registries it imports for the plain-name aliases are imported first:
+    ``mmpretrain`` (through ``importlib_metadata``) appends a finder of its
+    own on first import."""
+    result = run_python('-c', NO_HOOKS, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    same, count = result.stdout.split()[-2:]
+    assert same == 'True' and int(count) > 0
 
 
 # --------------------------------------------------------------------------
-# F1: SSDHead.loss_cls
+# F1: SSDHead.loss_cls, fixed by the registered mmaff.SSDHeadWithLossCls
 
 SSD_PROBE = '''
 import json
@@ -169,7 +133,7 @@ import torch
 
 
 def predict(cfg_path):
-    """One test step of mmdet's SSDLite on a random image."""
+    """One test step of an SSDLite on a random image."""
     from mmengine.config import Config
     from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
@@ -201,6 +165,11 @@ _base_ = 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'
 model = dict(bbox_head=dict(num_classes=3),
              test_cfg=dict(score_thr=0.0, max_per_img=5))
 '''
+# what our SSDLite configs do; nothing imports mmaff but the prefix
+SSD_MMAFF_CONFIG = '''
+_base_ = './ssdlite.py'
+model = dict(bbox_head=dict(type='mmaff.SSDHeadWithLossCls'))
+'''
 
 
 @pytest.fixture(scope='module')
@@ -208,24 +177,28 @@ def ssd_files(tmp_path_factory):
     path = tmp_path_factory.mktemp('ssd')
     (path / 'ssd_probe.py').write_text(SSD_PROBE)
     (path / 'ssdlite.py').write_text(SSD_CONFIG)
+    (path / 'ssdlite_mmaff.py').write_text(SSD_MMAFF_CONFIG)
     return path
 
 
-def test_f1_needed_ssd_test_step_crashes_upstream(ssd_files):
-    result = run_python('ssd_probe.py', 'ssdlite.py', 'no-mmaff',
+@pytest.mark.parametrize('mmaff', ['no-mmaff', 'with-mmaff'])
+def test_f1_needed_ssd_test_step_crashes_upstream(ssd_files, mmaff):
+    """mmdet's own SSD config fails at test time, also after ``import
+    mmaff``: mmaff does not patch mmdet's SSDHead (nor import it)."""
+    result = run_python('ssd_probe.py', 'ssdlite.py', mmaff,
                         cwd=ssd_files, timeout=TIMEOUT)
     assert result.returncode != 0
     assert ("AttributeError: 'SSDHead' object has no attribute 'loss_cls'"
             in result.stderr)
     assert 'in predict_by_feat' in result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out == dict(ssd_head_before=False, mmaff=False)
+    assert out == dict(ssd_head_before=False, mmaff=mmaff == 'with-mmaff')
 
 
-def test_f1_works_when_mmaff_is_imported_first(ssd_files):
-    """The usual order: ``import mmaff`` (which must not load mmdet's model
-    zoo) and later mmdet builds and tests an SSD detector."""
-    result = run_python('ssd_probe.py', 'ssdlite.py', 'with-mmaff',
+def test_f1_registered_head_works_in_a_fresh_process(ssd_files):
+    """``type='mmaff.SSDHeadWithLossCls'`` alone: the scope prefix imports
+    mmaff and its head, and the test step works."""
+    result = run_python('ssd_probe.py', 'ssdlite_mmaff.py', 'no-mmaff',
                         cwd=ssd_files, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
@@ -234,17 +207,43 @@ def test_f1_works_when_mmaff_is_imported_first(ssd_files):
     assert all(0 <= label < 3 for label in out['labels'])
 
 
-def test_f1_works_in_process(ssd_files):
+def test_f1_registered_head_predicts_in_process(ssd_files):
     from mmdet.models.dense_heads import SSDHead
-    assert SSDHead.loss_cls is None
-    assert SSD_HEAD not in compat._FINDER.hooks  # the hook was used up
+    from mmdet.registry import MODELS as MMDET_MODELS
+
+    from mmaff.models.dense_heads import SSDHeadWithLossCls
+    from mmaff.registry import MODELS
     probe = import_file(ssd_files / 'ssd_probe.py')
-    (sample, ) = probe.predict(str(ssd_files / 'ssdlite.py'))
+    (sample, ) = probe.predict(str(ssd_files / 'ssdlite_mmaff.py'))
     pred = sample.pred_instances
     assert pred.bboxes.shape == (5, 4)
     assert torch.all((pred.scores >= 0) & (pred.scores <= 1))
     assert torch.all(pred.scores[:-1] >= pred.scores[1:])
     assert torch.all((pred.labels >= 0) & (pred.labels < 3))
+    assert not hasattr(SSDHead, 'loss_cls')  # mmdet's class is untouched
+    assert issubclass(SSDHeadWithLossCls, SSDHead)
+    assert MODELS.get('SSDHeadWithLossCls') is SSDHeadWithLossCls
+    assert MMDET_MODELS.get('SSDHeadWithLossCls') is SSDHeadWithLossCls
+
+
+def test_f1_registered_head_keeps_a_loss_cls_mmdet_sets(ssd_files,
+                                                        monkeypatch):
+    """On an mmdet whose SSDHead sets ``self.loss_cls``, that one wins."""
+    from mmdet.models.dense_heads import SSDHead
+
+    from mmaff.registry import MODELS
+    cfg = Config.fromfile(ssd_files / 'ssdlite_mmaff.py').model.bbox_head
+    fixed_init = SSDHead.__init__
+    loss = object()
+
+    def init(self, *args, **kwargs):
+        fixed_init(self, *args, **kwargs)
+        self.loss_cls = loss
+
+    monkeypatch.setattr(SSDHead, '__init__', init)
+    assert MODELS.build(cfg).loss_cls is loss
+    monkeypatch.undo()
+    assert MODELS.build(cfg).loss_cls is None
 
 
 # --------------------------------------------------------------------------
@@ -633,19 +632,14 @@ def process_group(monkeypatch, no_cuda):
         dist.destroy_process_group()
 
 
-def test_prepare_does_nothing_without_launcher(no_cuda):
+@pytest.mark.parametrize('launcher, cuda', [('none', False),
+                                             ('pytorch', True)])
+def test_prepare_does_nothing_without_launcher_or_with_cuda(
+        monkeypatch, launcher, cuda):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: cuda)
     cfg = nested_cfg()
     before = cfg.to_dict()
-    assert compat.prepare_cpu_distributed(cfg, 'none') is False
-    assert cfg.to_dict() == before
-    assert not dist.is_initialized()
-
-
-def test_prepare_does_nothing_with_cuda(monkeypatch):
-    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    cfg = nested_cfg()
-    before = cfg.to_dict()
-    assert compat.prepare_cpu_distributed(cfg, 'pytorch') is False
+    assert compat.prepare_cpu_distributed(cfg, launcher) is False
     assert cfg.to_dict() == before
     assert not dist.is_initialized()
 
@@ -740,26 +734,19 @@ def test_version_matching_by_release_prefix(monkeypatch):
     assert compat.fix_applies('F1') is True
 
 
-def test_untested_version_skips_the_fix_and_warns_once(untested):
-    hooks_before = {k: list(v) for k, v in compat._FINDER.hooks.items()}
-    with pytest.warns(UserWarning) as record:
-        assert compat.fix_ssd_head() is False
-        assert compat.fix_ssd_head() is False
-    messages = [str(w.message) for w in record]
-    assert messages == [
-        'mmaff.compat: fix F1 (SSDHead without loss_cls) was written for '
-        'mmdet 3.3.0; found mmdet 3.4.0, so it is not applied. If the '
-        'problem persists with this version, please report it.'
-    ]
-    assert compat._FINDER.hooks == hooks_before
-
-
-def test_untested_mmengine_leaves_checkpoint_loading_alone(
+def test_untested_mmengine_leaves_checkpoint_loading_alone_and_warns_once(
         untested, monkeypatch):
     added = []
     monkeypatch.setattr(torch.serialization, 'add_safe_globals', added.append)
-    with pytest.warns(UserWarning, match='fix F2 .* found mmengine 0.10.8'):
+    with pytest.warns(UserWarning) as record:
         assert compat.allow_mmengine_checkpoints() is False
+        assert compat.allow_mmengine_checkpoints() is False
+    assert [str(w.message) for w in record] == [
+        'mmaff.compat: fix F2 (weights_only loads of runner checkpoints) was '
+        'written for mmengine 0.10.7; found mmengine 0.10.8, so it is not '
+        'applied. If the problem persists with this version, please report '
+        'it.'
+    ]
     assert added == []
 
 

@@ -16,7 +16,11 @@ model = dict(
     neck=dict(
         in_channels=stage_channels,
         out_channels=stage_channels + (512, 256, 256, 128)),
-    bbox_head=dict(in_channels=stage_channels + (512, 256, 256, 128)))
+    # mmdet's SSDHead plus the loss_cls attribute mmdet 3.3.0's val/test
+    # reads (mmaff/models/dense_heads/ssd_head.py); SSDHead's arguments
+    bbox_head=dict(
+        type='mmaff.SSDHeadWithLossCls',
+        in_channels=stage_channels + (512, 256, 256, 128)))
 
 # CocoDataset plus checks that turn inconsistent annotation files into clear
 # errors (mmaff/datasets/coco.py)
