@@ -86,8 +86,9 @@ def test_make_demo_trains_toy_segmenter(tmp_path):
     short schedule."""
     import cv2
     work = tmp_path / 'demo'
-    result = run_python('tools/train_toy_segmenter.py', '--iters', '10', '--work-dir',
-                        str(work), '--data-root', str(tmp_path / 'toy_ade20k'))
+    result = run_python('tools/train_toy_segmenter.py', '--iters', '10',
+                        '--work-dir', str(work), '--data-root',
+                        str(tmp_path / 'toy_ade20k'))
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert 'Iter(train) [10/10]' in out
