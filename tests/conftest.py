@@ -53,28 +53,22 @@ def _built_once(tmp_path_factory, name: str, build) -> str:
         return json.loads(record.read_text())
 
 
-@pytest.fixture(scope='session')
-def toy_imagenet(tmp_path_factory) -> str:
-    return _built_once(tmp_path_factory, 'toy_imagenet',
-                       lambda out: make_toy('imagenet', out))
+def _toy_set(fixture: str, folder: str, kind: str, *options: str):
+    """A session fixture named ``fixture``: the toy set ``kind`` of
+    helpers.make_toy (with ``options``), generated once into ``folder``."""
+
+    @pytest.fixture(scope='session', name=fixture)
+    def toy_set(tmp_path_factory) -> str:
+        return _built_once(tmp_path_factory, folder,
+                           lambda out: make_toy(kind, out, *options))
+
+    return toy_set
 
 
-@pytest.fixture(scope='session')
-def toy_coco(tmp_path_factory) -> str:
-    return _built_once(tmp_path_factory, 'toy_coco',
-                       lambda out: make_toy('coco', out))
-
-
-@pytest.fixture(scope='session')
-def toy_ade(tmp_path_factory) -> str:
-    return _built_once(tmp_path_factory, 'toy_ade20k',
-                       lambda out: make_toy('ade20k', out))
-
-
-@pytest.fixture(scope='session')
-def toy_voc(tmp_path_factory) -> str:
-    return _built_once(tmp_path_factory, 'toy_voc',
-                       lambda out: make_toy('ade20k', out, '--layout', 'voc'))
+toy_imagenet = _toy_set('toy_imagenet', 'toy_imagenet', 'imagenet')
+toy_coco = _toy_set('toy_coco', 'toy_coco', 'coco')
+toy_ade = _toy_set('toy_ade', 'toy_ade20k', 'ade20k')
+toy_voc = _toy_set('toy_voc', 'toy_voc', 'ade20k', '--layout', 'voc')
 
 
 # Checkpoints of the toy configs after a few training iterations: real
