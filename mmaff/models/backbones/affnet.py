@@ -3,13 +3,14 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
+from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmaff.registry import MODELS
 
-from ..layers import AFFBlock, FoldingConvModule, InvertedResidual
-from ..layers.frequency_filter import check_dft_mode
+from ..layers import AFFBlock, InvertedResidual
+from ..layers.dft import check_dft_mode
 
 
 @MODELS.register_module()
@@ -65,20 +66,10 @@ class AFFNet(BaseModule):
         norm_eval (bool): Keep BN layers in eval mode while training.
             Defaults to False.
         with_cp (bool): Use gradient checkpointing. Defaults to False.
-        channels_last (bool): Run in the channels-last memory format: the
-            input is converted once, every layer keeps the format, and the
-            outputs come out channels-last (same values and shapes; the
-            filters take the DFTs of the channels-last map as it is).
-            oneDNN's convolutions are faster on it: on 2 CPU threads AFFNet-ET
-            inference 1.16x (batch 1) / 1.2x (batch 8), an SSDLite training
-            step 1.16x. Weights and checkpoints are unaffected. Defaults to
-            True.
-        fold_bn_in_eval (bool): At inference (eval mode, no autograd, eager)
-            run each convolution + BatchNorm as one convolution with the
-            BatchNorm folded in, cached until a weight changes (see
-            :class:`~mmaff.models.layers.FoldingConvModule`). Outputs equal
-            the unfolded ones up to float rounding; training, export and
-            ``torch.compile`` see the plain layers. Defaults to True.
+        channels_last (bool): Convert the input to the channels-last memory
+            format, which every layer keeps (oneDNN's convolutions are faster
+            on it, in training too); values, shapes and checkpoints are those
+            of the contiguous run. Defaults to True.
         init_cfg (dict | list[dict], optional): Initialization config; use
             ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``
             to load the backbone of a classifier checkpoint.
@@ -140,7 +131,6 @@ class AFFNet(BaseModule):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  channels_last: bool = True,
-                 fold_bn_in_eval: bool = True,
                  init_cfg: dict | list[dict] | None = [
                      dict(type='Kaiming', layer=['Conv2d']),
                      dict(
@@ -169,12 +159,13 @@ class AFFNet(BaseModule):
         self.channels_last = channels_last
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
 
-        self.stem = FoldingConvModule(
+        self.stem = ConvModule(
             in_channels,
             arch['stem_channels'],
             3,
             stride=2,
             padding=1,
+            inplace=False,
             **common)
         self.layers = nn.ModuleList()
         self.out_channels = []
@@ -192,22 +183,9 @@ class AFFNet(BaseModule):
         self.out_channels.append(expand_channels)
         self.conv_1x1_exp = None
         if self.num_stages in self.out_indices:
-            self.conv_1x1_exp = FoldingConvModule(
-                channels, expand_channels, 1, **common)
-        self.fold_bn_in_eval = fold_bn_in_eval
+            self.conv_1x1_exp = ConvModule(
+                channels, expand_channels, 1, inplace=False, **common)
         self._freeze_stages()
-
-    @property
-    def fold_bn_in_eval(self) -> bool:
-        """Whether convolution + BatchNorm run folded at inference."""
-        return self._fold_bn_in_eval
-
-    @fold_bn_in_eval.setter
-    def fold_bn_in_eval(self, value: bool) -> None:
-        self._fold_bn_in_eval = bool(value)
-        for module in self.modules():
-            if isinstance(module, FoldingConvModule):
-                module.fold_bn_in_eval = self._fold_bn_in_eval
 
     @classmethod
     def _parse_arch(cls, arch: str | dict) -> dict:
@@ -299,18 +277,13 @@ class AFFNet(BaseModule):
                                 stride: int, num_blocks: int,
                                 expand_ratio: float, dilation: int,
                                 with_cp: bool, common: dict) -> nn.Sequential:
-        blocks = []
-        for i in range(num_blocks):
-            blocks.append(
-                InvertedResidual(
-                    in_channels if i == 0 else out_channels,
-                    out_channels,
-                    stride if i == 0 else 1,
-                    expand_ratio,
-                    dilation=dilation,
-                    with_cp=with_cp,
-                    **common))
-        return nn.Sequential(*blocks)
+        return nn.Sequential(*[
+            InvertedResidual(in_channels if i == 0 else out_channels,
+                             out_channels, stride if i == 0 else 1,
+                             expand_ratio, dilation=dilation,
+                             with_cp=with_cp, **common)
+            for i in range(num_blocks)
+        ])
 
     @staticmethod
     def _make_aff_layer(in_channels: int, out_channels: int, stride: int,

@@ -2,11 +2,10 @@
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
-from mmcv.cnn import build_norm_layer
+from mmcv.cnn import ConvModule, build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 
-from .folding_conv_module import FoldingConvModule
 from .frequency_filter import AdaptiveFrequencyFilter
 from .inverted_residual import InvertedResidual
 
@@ -88,20 +87,13 @@ class AFFBlock(BaseModule):
         channels (int): Input and output channels.
         ffn_channels (int): Hidden width of each block's inverted residual.
         num_blocks (int): Number of :class:`FrequencyMixingBlock`.
-        num_filter_groups (int): Diagonal blocks of the filter's complex MLP.
-            Defaults to 8.
         drop_path_rates (list[float], optional): Stochastic depth rate of
             each block. Defaults to None (no drop path).
         with_fusion (bool): Fuse the block input with the projected features
             by a 1x1 convolution. Defaults to True.
-        conv_cfg (dict, optional): Convolution config. Defaults to None.
-        norm_cfg (dict): Norm of the convolutions. Defaults to BN.
-        token_norm_cfg (dict): Norm inside the blocks and after them.
-            Defaults to ``GN`` with one group.
-        act_cfg (dict): Activation config. Defaults to SiLU.
-        dft_mode (str): DFT mode of the filters (see
-            :class:`AdaptiveFrequencyFilter`). Defaults to ``'fft'``.
-        with_cp (bool): Use gradient checkpointing. Defaults to False.
+        num_filter_groups, conv_cfg, norm_cfg, token_norm_cfg, act_cfg,
+            dft_mode, with_cp: As for :class:`FrequencyMixingBlock`
+            (``token_norm_cfg`` also after the blocks).
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
@@ -139,7 +131,7 @@ class AFFBlock(BaseModule):
                 with_cp=with_cp) for rate in drop_path_rates
         ])
         self.norm = build_norm_layer(token_norm_cfg, channels)[1]
-        self.conv_proj = FoldingConvModule(
+        self.conv_proj = ConvModule(
             channels,
             channels,
             1,
@@ -148,13 +140,14 @@ class AFFBlock(BaseModule):
             act_cfg=None)
         self.fusion = None
         if with_fusion:
-            self.fusion = FoldingConvModule(
+            self.fusion = ConvModule(
                 2 * channels,
                 channels,
                 1,
                 conv_cfg=conv_cfg,
                 norm_cfg=norm_cfg,
-                act_cfg=act_cfg)
+                act_cfg=act_cfg,
+                inplace=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv_proj(self.norm(self.blocks(x)))

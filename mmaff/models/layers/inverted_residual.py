@@ -1,9 +1,8 @@
 """MobileNetV2 inverted residual block as used by AFFNet."""
 import torch
 import torch.utils.checkpoint as cp
+from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
-
-from .folding_conv_module import FoldingConvModule
 
 
 def make_divisible(value: float, divisor: int = 8,
@@ -52,14 +51,16 @@ class InvertedResidual(BaseModule):
         self.with_cp = with_cp
         self.use_res_connect = stride == 1 and in_channels == out_channels
         hidden_channels = make_divisible(round(in_channels * expand_ratio))
-        common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg)
+        # SiLU out of place: under autograd an in-place one clones its
+        # input first, one more pass over every activation map per step
+        common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, inplace=False)
         self.expand_conv = None
         if expand_ratio != 1:
-            self.expand_conv = FoldingConvModule(
+            self.expand_conv = ConvModule(
                 in_channels, hidden_channels, 1, act_cfg=act_cfg, **common)
         else:
             hidden_channels = in_channels
-        self.depthwise_conv = FoldingConvModule(
+        self.depthwise_conv = ConvModule(
             hidden_channels,
             hidden_channels,
             3,
@@ -69,7 +70,7 @@ class InvertedResidual(BaseModule):
             groups=hidden_channels,
             act_cfg=act_cfg,
             **common)
-        self.linear_conv = FoldingConvModule(
+        self.linear_conv = ConvModule(
             hidden_channels, out_channels, 1, act_cfg=None, **common)
 
     def _inner_forward(self, x: torch.Tensor) -> torch.Tensor:

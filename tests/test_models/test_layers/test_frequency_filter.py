@@ -3,7 +3,9 @@ import torch
 from official_reference import AFNO2DChannelFirst
 
 from mmaff.models.layers import AdaptiveFrequencyFilter
-from mmaff.models.layers.frequency_filter import DENSE_DFT_MAX_PIXELS
+from mmaff.models.layers import set_dft_mode
+
+CL = torch.channels_last
 
 
 def circular_conv_direct(x: torch.Tensor,
@@ -142,37 +144,105 @@ def test_parameters_have_official_shapes():
     }
 
 
-@pytest.mark.parametrize('hw', [(1, 1), (1, 6), (2, 3), (7, 5), (8, 8),
-                                (10, 10), (3, 9)])
-def test_dense_dft_matrices_equal_torch_fft(hw):
-    h, w = hw
-    module = AdaptiveFrequencyFilter(8)
-    fwd, inv = module._dense_dft_matrices(h, w, torch.float64,
-                                          torch.device('cpu'))
-    x = torch.randn(3, h, w, dtype=torch.float64)
-    spec = torch.view_as_complex(
-        (x.reshape(3, h * w) @ fwd).reshape(3, h, w // 2 + 1, 2))
-    torch.testing.assert_close(
-        spec, torch.fft.rfft2(x, norm='ortho'), rtol=0, atol=1e-12)
-    # any half spectrum, not only one of a real map: irfft2 drops the parts
-    # a real map cannot have, and so must the dense inverse
-    y = torch.randn(3, h, w // 2 + 1, dtype=torch.complex128)
-    out = (torch.view_as_real(y).reshape(3, -1) @ inv).reshape(3, h, w)
-    torch.testing.assert_close(
-        out, torch.fft.irfft2(y, s=(h, w), norm='ortho'), rtol=0,
-        atol=1e-12)
-
-
-def test_small_maps_take_the_dense_dft(monkeypatch):
-    calls = []
-    rfft2 = torch.fft.rfft2
-    monkeypatch.setattr(torch.fft, 'rfft2',
-                        lambda *a, **k: calls.append(1) or rfft2(*a, **k))
-    module = AdaptiveFrequencyFilter(16).eval()
-    side = int(DENSE_DFT_MAX_PIXELS**0.5)
-    assert side * side <= DENSE_DFT_MAX_PIXELS < side * (side + 1)
+def strong_official_filter(channels: int, seed: int = 0):
+    """Official filter whose mask is far from zero (the 0.02 init leaves
+    most of it in the soft-shrink dead zone, hiding mistakes)."""
+    torch.manual_seed(seed)
+    official = AFNO2DChannelFirst(channels)
     with torch.no_grad():
-        module(torch.randn(1, 16, side, side))
-        assert not calls
-        module(torch.randn(1, 16, side, side + 1))
-        assert len(calls) == 1
+        for p in official.parameters():
+            p.normal_(0, 0.3)
+    ours = AdaptiveFrequencyFilter(channels)
+    ours.load_state_dict(official.state_dict())
+    return official, ours
+
+
+@pytest.mark.parametrize('hw', [(16, 16), (9, 12), (7, 5)])
+def test_filter_matches_official_in_every_mode(hw):
+    official, ours = strong_official_filter(64)
+    x = torch.randn(2, 64, *hw)
+    expected = official(x)
+    assert (expected - x).abs().max() > 0.1  # the mask does something
+    torch.testing.assert_close(ours(x), expected, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            ours(x.contiguous(memory_format=CL)), expected, rtol=1e-5,
+            atol=1e-5)
+    set_dft_mode(ours, 'matmul')
+    torch.testing.assert_close(ours(x), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('hw', [(9, 12), (7, 5)])  # torch.fft, dense DFT
+@pytest.mark.parametrize('dft_mode', ['fft', 'matmul'])
+@pytest.mark.parametrize('memory_format', [torch.contiguous_format, CL])
+def test_filter_gradients_match_official(dft_mode, memory_format, hw):
+    official, ours = strong_official_filter(32)
+    set_dft_mode(ours, dft_mode)
+    x = torch.randn(2, 32, *hw)
+    weight = torch.randn(2, 32, *hw)
+    grads = []
+    for module, inp in ((official, x),
+                        (ours, x.contiguous(memory_format=memory_format))):
+        inp = inp.clone().requires_grad_(True)
+        (module(inp) * weight).sum().backward()
+        grads.append([inp.grad] + [p.grad for p in module.parameters()])
+    for ref, got in zip(*grads):
+        assert ref.abs().max() > 0
+        # float32 throughout: relative to the whole tensor, not per element
+        assert (got - ref).norm() <= 1e-5 * ref.norm()
+
+
+def test_filter_keeps_the_memory_format_of_its_input():
+    module = AdaptiveFrequencyFilter(32).eval()
+    x = torch.randn(2, 32, 8, 6)
+    with torch.no_grad():
+        assert module(x).is_contiguous()
+        assert module(x.contiguous(memory_format=CL)).is_contiguous(
+            memory_format=CL)
+
+
+@pytest.mark.parametrize('dft_mode', ['fft', 'matmul'])
+def test_filter_compiles_without_graph_breaks(dft_mode):
+    module = AdaptiveFrequencyFilter(16, dft_mode=dft_mode).eval()
+    for hw in ((8, 8), (12, 12)):  # dense and torch.fft / separable
+        x = torch.randn(1, 16, *hw)
+        for context in (torch.no_grad, torch.enable_grad):
+            torch._dynamo.reset()
+            with context():
+                explanation = torch._dynamo.explain(module)(x)
+            assert explanation.graph_break_count == 0, \
+                explanation.break_reasons
+
+
+def test_plain_filter_sees_every_parameter_change_and_deploy_freezes():
+    """The plain filter builds its MLP matrices from the parameters on each
+    call (writes through ``.data``, as EMA does, included);
+    ``switch_to_deploy`` builds them once, outside the state dict."""
+    official, ours = strong_official_filter(32)
+    x = torch.randn(1, 32, 12, 12)
+    with torch.no_grad():
+        before = ours(x)
+        ours.w2.data.mul_(-1)
+        flipped = ours(x)
+        assert (flipped - before).abs().max() > 1e-3
+        ours.switch_to_deploy()
+        assert set(ours.state_dict()) == {'w1', 'b1', 'w2', 'b2'}
+        torch.testing.assert_close(ours(x), flipped, rtol=0, atol=0)
+        ours.w2.data.mul_(-1)  # not seen until switched again
+        torch.testing.assert_close(ours(x), flipped, rtol=0, atol=0)
+        ours.switch_to_deploy()
+        torch.testing.assert_close(ours(x), before, rtol=0, atol=0)
+        torch.testing.assert_close(ours.double()(x.double()).float(), before,
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_forward_makes_no_equality_checks(monkeypatch):
+    calls = []
+    equal = torch.equal
+    monkeypatch.setattr(torch, 'equal',
+                        lambda *a: calls.append(1) or equal(*a))
+    module = AdaptiveFrequencyFilter(16).eval()
+    with torch.no_grad():
+        for _ in range(3):
+            module(torch.randn(1, 16, 12, 12))
+    assert not calls
