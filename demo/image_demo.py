@@ -21,12 +21,9 @@ import numpy as np
 import torch
 
 import mmaff  # noqa: F401  (registers AFFNet, applies the compat fixes)
+from mmaff.checkpoint import CheckpointError, check_model_fits, read_checkpoint
+from mmaff.checkpoint.mmengine_loader import install_checkpoint_loader
 from mmaff.utils import fuse_for_inference
-from mmaff.utils.checkpoint import (
-    CheckpointError,
-    check_model_fits,
-    read_checkpoint,
-)
 from mmaff.utils.image_files import collect_images, run_on_images
 from mmaff.utils.runner_setup import SCOPE_TASKS, pick_device, read_config
 
@@ -118,6 +115,8 @@ def classification(args, cfg,
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # the Inferencers load through mmengine's loader: one-line errors
+    install_checkpoint_loader()
     try:
         images = collect_images(args.inputs)
         args.device = pick_device(args.device)

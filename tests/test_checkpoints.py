@@ -3,12 +3,14 @@
 reports a bad file in one ``error:`` line naming the file and the problem,
 and a killed training run resumes from its last complete checkpoint."""
 import argparse
+import copy
 import os
 import pickle
 import re
 import shutil
 import signal
 import struct
+import textwrap
 import time
 import zipfile
 
@@ -22,8 +24,8 @@ from helpers import (
     success_log,
 )
 
-import mmaff  # noqa: F401  (installs the loader; F2 for runner checkpoints)
-from mmaff.utils.checkpoint import (
+import mmaff  # noqa: F401  (F2: runner checkpoints load weights_only)
+from mmaff.checkpoint import (
     CheckpointError,
     CheckpointMismatchError,
     CheckpointNotFoundError,
@@ -31,8 +33,10 @@ from mmaff.utils.checkpoint import (
     check_checkpoint_file,
     check_model_fits,
     find_resumable_checkpoint,
+    install_checkpoint_loader,
     read_checkpoint,
 )
+from mmaff.engine.hooks import CheckpointFitHook
 
 TOY_CONFIG = 'configs/classification/affnet-et_8xb128_in1k_toy.py'
 CONVERTER = 'tools/model_converters/affnet_official_to_mmaff.py'
@@ -302,16 +306,44 @@ def test_read_checkpoint_classifies_each_problem(trained, tmp_path,
     assert read_checkpoint(trained)['meta']['epoch'] == 1
 
 
+def test_import_mmaff_leaves_mmengine_loader_alone():
+    """Only an explicit install_checkpoint_loader() changes mmengine's
+    loader for local files (a fresh interpreter: this one may have run a
+    tool's main)."""
+    code = textwrap.dedent("""\
+        from mmengine.runner.checkpoint import (CheckpointLoader,
+                                                load_from_local)
+        before = CheckpointLoader._schemes['']
+        assert before is load_from_local, before
+        import mmaff, mmaff.checkpoint, mmaff.engine.hooks, mmaff.utils
+        assert CheckpointLoader._schemes[''] is before, 'replaced on import'
+        from mmaff.checkpoint import install_checkpoint_loader
+        assert install_checkpoint_loader()
+        assert CheckpointLoader._schemes[''].__wrapped__ is before
+        print('ok')
+        """)
+    result = run_python('-c', code, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == 'ok'
+
+
 def test_mmengine_loader_only_changes_the_errors(trained, tmp_path,
-                                                 toy_imagenet):
+                                                 toy_imagenet, monkeypatch):
     """load_from, resume, init_cfg=Pretrained and the Inferencers read
-    through CheckpointLoader: same result as mmengine's own loader, our
-    errors."""
+    through CheckpointLoader: once the tools install our wrapper, same
+    result as mmengine's own loader, our errors."""
     from mmengine.runner.checkpoint import (
         CheckpointLoader,
         _load_checkpoint,
         load_from_local,
     )
+    # mmengine's own loader now, and whatever was there after the test
+    # (register_scheme replaces the dict)
+    schemes = copy.copy(CheckpointLoader._schemes)
+    schemes[''] = load_from_local
+    monkeypatch.setattr(CheckpointLoader, '_schemes', schemes)
+    assert install_checkpoint_loader() is True
+    assert install_checkpoint_loader() is False  # once is enough
     loader = CheckpointLoader._get_checkpoint_loader(trained)
     assert loader is not load_from_local
     assert loader.__wrapped__ is load_from_local
@@ -376,6 +408,21 @@ def test_check_model_fits():
     assert str(err.value).endswith("prefix='backbone.')")
     with pytest.raises(CheckpointError, match='not a dict'):
         check_model_fits(model, {'state_dict': torch.zeros(1)}, path)
+
+
+def test_checkpoint_fit_hook_from_a_config():
+    """custom_hooks=[dict(type='mmaff.CheckpointFitHook', ...)] builds from
+    any scope and refuses a state dict of another model."""
+    from mmengine.registry import HOOKS, DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        hook = HOOKS.build(
+            dict(type='mmaff.CheckpointFitHook', path='small.pth'))
+    assert type(hook) is CheckpointFitHook and hook.priority == 'HIGHEST'
+    runner = argparse.Namespace(model=Small())
+    hook.after_load_checkpoint(runner, {'state_dict': Small().state_dict()})
+    with pytest.raises(CheckpointMismatchError, match='^checkpoint small.pth: '
+                       'does not fit the model'):
+        hook.after_load_checkpoint(runner, Small(out=5).state_dict())
 
 
 # ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from official_reference import (
     read_official_keys,
 )
 
-from mmaff.utils.official_checkpoint import (
+from mmaff.checkpoint import (
     CheckpointConversionError,
     convert_official_state_dict,
     infer_arch,

@@ -11,9 +11,9 @@ import torch
 from helpers import ROOT, build_classifier, import_file
 from official_reference import AFNO2DChannelFirst, OfficialAffNet
 
+from mmaff.checkpoint import convert_official_state_dict
 from mmaff.models.layers import AdaptiveFrequencyFilter, set_dft_mode
 from mmaff.utils import fuse_for_inference, tune_malloc
-from mmaff.utils.official_checkpoint import convert_official_state_dict
 
 # the benchmark helpers live beside their scripts, outside the package
 benchmark_utils = import_file(

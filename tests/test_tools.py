@@ -8,7 +8,7 @@ from helpers import ROOT, run_python
 from official_reference import OfficialAffNet
 
 import mmaff
-from mmaff.utils.official_checkpoint import convert_official_state_dict
+from mmaff.checkpoint import convert_official_state_dict
 
 TIME_VARIANTS = 'tools/analysis_tools/time_variants.py'
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from mmengine.config import Config, DictAction
 
-from mmaff.utils.checkpoint import CheckpointError
+from mmaff.checkpoint import CheckpointError
 from mmaff.utils.runner_setup import load_config
 
 
@@ -108,7 +108,7 @@ def exit_on_error() -> Iterator[None]:
 
 @contextlib.contextmanager
 def exit_on_checkpoint_error() -> Iterator[None]:
-    """Turn a :class:`~mmaff.utils.checkpoint.CheckpointError` raised while
+    """Turn a :class:`~mmaff.checkpoint.CheckpointError` raised while
     the Runner works (loading ``load_from``, ``resume`` or
     ``init_cfg=Pretrained`` weights) into ``error: <message>`` and exit
     code 1.

@@ -14,9 +14,10 @@ from cli_common import (
 )
 
 import mmaff  # noqa: F401  (registers AFFNet, applies the compat fixes)
+from mmaff.checkpoint import check_checkpoint_file, install_checkpoint_loader
 from mmaff.compat import finish_distributed
+from mmaff.engine.hooks import CheckpointFitHook
 from mmaff.utils import FuseForInferenceHook
-from mmaff.utils.checkpoint import CheckpointFitHook, check_checkpoint_file
 from mmaff.utils.runner_setup import (
     build_runner,
     enable_visualization,
@@ -45,6 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    # a checkpoint that fails to load gives a one-line error
+    # (exit_on_checkpoint_error)
+    install_checkpoint_loader()
     with exit_on_error():
         # A missing, truncated or foreign file fails here, in a second,
         # before the data and the model are built.

@@ -18,14 +18,15 @@ from cli_common import (
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
 import mmaff  # noqa: F401  (registers AFFNet, applies the compat fixes)
-from mmaff.compat import finish_distributed
-from mmaff.utils.checkpoint import (
+from mmaff.checkpoint import (
     RESUME_HINT,
-    CheckpointFitHook,
     check_checkpoint_file,
     check_pretrained_prefixes,
     find_resumable_checkpoint,
+    install_checkpoint_loader,
 )
+from mmaff.compat import finish_distributed
+from mmaff.engine.hooks import CheckpointFitHook
 from mmaff.utils.runner_setup import AMP_DTYPES, build_runner, enable_amp
 
 
@@ -54,6 +55,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    # load_from, resume and init_cfg=Pretrained files that fail to load
+    # give one-line errors (exit_on_checkpoint_error)
+    install_checkpoint_loader()
     with exit_on_error():
         cfg = config_from_args(args)
         if args.amp:

@@ -27,6 +27,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import mmaff  # noqa: E402,F401
+from mmaff.checkpoint import CheckpointError  # noqa: E402
+from mmaff.checkpoint.mmengine_loader import install_checkpoint_loader  # noqa: E402,E501
 from mmaff.models.layers import AdaptiveFrequencyFilter  # noqa: E402
 from mmaff.utils.runner_setup import build_model_from_config, read_config  # noqa: E402
 
@@ -95,11 +97,13 @@ def grid(panels: list[np.ndarray], titles: list[str], path: str,
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    # --checkpoint is loaded by mmengine's loader: one-line errors
+    install_checkpoint_loader()
     try:
         cfg = read_config(args.config)
-    except FileNotFoundError as e:
+        model = build_model_from_config(cfg, args.checkpoint, strict=False)
+    except (FileNotFoundError, CheckpointError) as e:
         raise SystemExit(f'error: {e}') from e
-    model = build_model_from_config(cfg, args.checkpoint, strict=False)
     inputs = load_image(args.image, args.size, model)
     captured = capture_filter_inputs(model, inputs)
     if not captured:

@@ -33,6 +33,8 @@ import torch
 from mmengine.config import DictAction
 
 import mmaff  # noqa: F401  (registers AFFNet)
+from mmaff.checkpoint import CheckpointError, read_checkpoint
+from mmaff.checkpoint.mmengine_loader import install_checkpoint_loader
 from mmaff.deployment.export import (
     DYNAMIC_AXES,
     FASTEST_DFT_MODE,
@@ -45,7 +47,6 @@ from mmaff.deployment.inference import dataset_meta
 from mmaff.deployment.matching import DetectionMatch, match_detections
 from mmaff.deployment.pipeline import default_input_shape
 from mmaff.models import DFT_MODES
-from mmaff.utils.checkpoint import CheckpointError, read_checkpoint
 from mmaff.utils.runner_setup import build_model_from_config, read_config
 
 
@@ -127,6 +128,8 @@ def compare(task: str, postprocess: bool, actual: list[np.ndarray],
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # --checkpoint is loaded by mmengine's loader: one-line errors
+    install_checkpoint_loader()
     try:
         if args.shape is not None and len(args.shape) not in (1, 2):
             raise ValueError('--shape takes H or H W')

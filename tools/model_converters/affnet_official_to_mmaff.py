@@ -34,11 +34,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from mmaff.utils.checkpoint import CheckpointError, read_checkpoint
-    from mmaff.utils.official_checkpoint import (
+    from mmaff.checkpoint import (
         CheckpointConversionError,
+        CheckpointError,
         convert_official_state_dict,
         infer_arch,
+        read_checkpoint,
         unwrap_state_dict,
     )
     if osp.exists(args.dst) and not args.force and \

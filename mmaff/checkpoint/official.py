@@ -6,7 +6,8 @@ from collections.abc import Mapping
 import torch
 
 from mmaff.models.backbones import AFFNet
-from mmaff.utils.checkpoint import NUM_EXAMPLES
+
+from .fitting import examples
 
 
 class CheckpointConversionError(ValueError):
@@ -127,9 +128,7 @@ def check_state_dict(state_dict: Mapping,
     def listed(label: str, items: list[str]) -> None:
         # One line however many: the count and the first few.
         if items:
-            shown = ', '.join(items[:NUM_EXAMPLES])
-            more = ', ...' if len(items) > NUM_EXAMPLES else ''
-            problems.append(f'{label} ({len(items)}): {shown}{more}')
+            problems.append(f'{label} ({len(items)}): {examples(items)}')
 
     listed('unmapped source keys', list(unmapped or []))
     listed('missing keys', sorted(set(expected) - set(state_dict)))
