@@ -24,8 +24,9 @@ import mmaff  # noqa: F401  (registers AFFNet, applies the compat fixes)
 from mmaff.checkpoint import CheckpointError, check_model_fits, read_checkpoint
 from mmaff.checkpoint.mmengine_loader import install_checkpoint_loader
 from mmaff.utils import fuse_for_inference
-from mmaff.utils.image_files import collect_images, run_on_images
-from mmaff.utils.runner_setup import SCOPE_TASKS, pick_device, read_config
+from mmaff.utils.config import SCOPE_TASKS, read_config
+from mmaff.utils.device import DeviceError, pick_device
+from mmaff.visualization.image_files import collect_images, run_on_images
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -113,13 +114,20 @@ def classification(args, cfg,
     return inferencer.model, run
 
 
+def print_error(error) -> None:
+    print(f'error: {error}', file=sys.stderr)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     # the Inferencers load through mmengine's loader: one-line errors
     install_checkpoint_loader()
     try:
         images = collect_images(args.inputs)
-        args.device = pick_device(args.device)
+        try:
+            args.device = pick_device(args.device)
+        except DeviceError as e:
+            raise ValueError(f'--device {e.device}: {e.problem}') from e
         cfg = read_config(args.config)
         scope = cfg.get('default_scope')
         if scope not in SCOPE_TASKS:
@@ -135,9 +143,11 @@ def main(argv=None) -> int:
         if args.fuse_conv_bn:
             fuse_for_inference(model)
     except (OSError, ValueError, CheckpointError) as e:
-        print(f'error: {e}', file=sys.stderr)
+        print_error(e)
         return 1
-    return run_on_images(images, args.out_dir, infer)
+    # an unreadable image is reported, and the others still run
+    unreadable = run_on_images(images, args.out_dir, infer, print_error)
+    return 1 if unreadable else 0
 
 
 if __name__ == '__main__':

@@ -48,7 +48,7 @@ def load_config(task: str, name: str) -> Config:
 def build_model(cfg: Config):
     """``cfg.model`` built as the Runner builds it (the tools' own
     ``build_model_from_config``), in training mode."""
-    from mmaff.utils.runner_setup import build_model_from_config
+    from mmaff.utils.config import build_model_from_config
     return build_model_from_config(cfg).train()
 
 

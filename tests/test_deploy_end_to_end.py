@@ -22,7 +22,7 @@ from mmaff.deployment.inference import ExportedModel
 from mmaff.deployment.matching import DetectionMatch, match_detections
 from mmaff.deployment.pipeline import ExportPreprocessor
 from mmaff.deployment.runtime import RuntimeSession
-from mmaff.utils.runner_setup import build_model_from_config, read_config
+from mmaff.utils.config import build_model_from_config, read_config
 
 RETINANET = 'configs/detection/retinanet_affnet-et_fpn_1x_coco_toy.py'
 

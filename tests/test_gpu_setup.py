@@ -14,7 +14,10 @@ import pytest
 import torch
 from helpers import ROOT, import_file, run, run_python, run_tool
 
-from mmaff.utils import runner_setup
+from mmaff.utils.device import DeviceError, pick_device
+
+# the run options of tools/train.py and tools/test.py
+cli_common = import_file(Path(ROOT, 'tools', 'cli_common.py'))
 
 TORCH_PIN = re.search(r'^torch==(\S+)$',
                       Path(ROOT, 'requirements/torch.txt').read_text(),
@@ -243,39 +246,45 @@ def test_gpu_check_reports_a_failed_check(monkeypatch):
 
 # ------------------------------------------------------------ run options
 def test_pick_device():
-    assert runner_setup.pick_device('cpu') == 'cpu'
-    with pytest.raises(ValueError, match='use cpu, cuda or cuda:N'):
-        runner_setup.pick_device('gpu0')
+    assert pick_device('cpu') == 'cpu'
+    with pytest.raises(DeviceError, match='^device gpu0: use cpu, cuda or '
+                       'cuda:N$') as err:
+        pick_device('gpu0')
+    assert (err.value.device, err.value.problem) == \
+        ('gpu0', 'use cpu, cuda or cuda:N')
+    # the tools word it as their option
+    with pytest.raises(ValueError, match='^--device gpu0: use cpu'):
+        cli_common.device_option('gpu0')
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match='torch sees no CUDA device'):
-            runner_setup.pick_device('cuda:0')
+        with pytest.raises(DeviceError, match='torch sees no CUDA device'):
+            pick_device('cuda:0')
 
 
 def test_pick_device_counts_gpus(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
-    assert runner_setup.pick_device('cuda:1') == 'cuda:1'
-    with pytest.raises(ValueError, match=r'sees 2 CUDA device\(s\), cuda:0 '
+    assert pick_device('cuda:1') == 'cuda:1'
+    with pytest.raises(DeviceError, match=r'sees 2 CUDA device\(s\), cuda:0 '
                        'to cuda:1'):
-        runner_setup.pick_device('cuda:2')
+        pick_device('cuda:2')
 
 
 def test_amp_dtypes(monkeypatch):
     from mmengine import Config
     cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper', optimizer={})))
     with pytest.raises(RuntimeError, match='--amp needs a CUDA device'):
-        runner_setup.enable_amp(cfg, 'float16')
+        cli_common.enable_amp(cfg, 'float16')
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: True)
-    runner_setup.enable_amp(cfg, 'float16')
+    cli_common.enable_amp(cfg, 'float16')
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert (cfg.optim_wrapper.dtype, cfg.optim_wrapper.loss_scale) == \
         ('float16', 'dynamic')
-    runner_setup.enable_amp(cfg, 'bfloat16')
+    cli_common.enable_amp(cfg, 'bfloat16')
     assert cfg.optim_wrapper.dtype == 'bfloat16'
     assert 'loss_scale' not in cfg.optim_wrapper
     with pytest.raises(ValueError, match='--amp-dtype float8'):
-        runner_setup.enable_amp(cfg, 'float8')
+        cli_common.enable_amp(cfg, 'float8')
     # AmpOptimWrapper takes the dtype mmengine builds it with
     from mmengine.optim import AmpOptimWrapper
     assert 'dtype' in AmpOptimWrapper.__init__.__code__.co_varnames
@@ -296,12 +305,12 @@ def norm_types(cfg) -> set[str]:
 def test_single_process_runs_use_bn_multi_gpu_runs_keep_syncbn(monkeypatch):
     path = 'configs/segmentation/deeplabv3_affnet-et-d8_4xb4-80k_ade20k-' \
         '512x512.py'
-    single = runner_setup.load_config(path, launcher='none')
+    single = cli_common.load_config(path, launcher='none')
     assert 'SyncBN' not in str(single.model)
     assert norm_types(single) == {'BN'}
     # a distributed run on GPUs keeps SyncBN and mmseg's NCCL backend
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    multi = runner_setup.load_config(path, launcher='pytorch')
+    multi = cli_common.load_config(path, launcher='pytorch')
     assert 'SyncBN' in norm_types(multi)
     assert multi.env_cfg.dist_cfg.backend == 'nccl'
     assert multi.get('model_wrapper_cfg') is None

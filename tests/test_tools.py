@@ -134,7 +134,7 @@ def test_benchmark_curves_print_missing_metrics_as_dashes(capsys):
 def test_tools_take_shipped_config_names():
     """A bare config name is the shipped config of that name (as mim finds
     it); an unknown one is one clear line."""
-    from mmaff.utils.runner_setup import find_config
+    from mmaff.utils.config import find_config
     found = find_config('ssdlite_affnet-et_8xb24-600e_coco.py')
     assert osp.samefile(
         found, osp.join(ROOT, 'configs', 'detection',

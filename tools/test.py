@@ -7,9 +7,13 @@
 import argparse
 
 from cli_common import (
+    build_runner,
     config_from_args,
+    device_option,
+    enable_visualization,
     exit_on_checkpoint_error,
     exit_on_error,
+    place_runner_model,
     tool_parser,
 )
 
@@ -18,12 +22,6 @@ from mmaff.checkpoint import check_checkpoint_file, install_checkpoint_loader
 from mmaff.compat import finish_distributed
 from mmaff.engine.hooks import CheckpointFitHook
 from mmaff.utils import FuseForInferenceHook
-from mmaff.utils.runner_setup import (
-    build_runner,
-    enable_visualization,
-    pick_device,
-    place_runner_model,
-)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -53,7 +51,7 @@ def main(argv=None) -> None:
         # A missing, truncated or foreign file fails here, in a second,
         # before the data and the model are built.
         check_checkpoint_file(args.checkpoint)
-        device = None if args.device is None else pick_device(args.device)
+        device = None if args.device is None else device_option(args.device)
         cfg = config_from_args(args)
         if args.show_dir:
             enable_visualization(cfg, args.show_dir)

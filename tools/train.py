@@ -10,7 +10,10 @@ CPU). A single-process run of a SyncBN config trains with BN.
 import argparse
 
 from cli_common import (
+    AMP_DTYPES,
+    build_runner,
     config_from_args,
+    enable_amp,
     exit_on_checkpoint_error,
     exit_on_error,
     tool_parser,
@@ -27,7 +30,6 @@ from mmaff.checkpoint import (
 )
 from mmaff.compat import finish_distributed
 from mmaff.engine.hooks import CheckpointFitHook
-from mmaff.utils.runner_setup import AMP_DTYPES, build_runner, enable_amp
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -10,10 +10,10 @@ import torch
 import torch.nn as nn
 
 from mmaff.models import set_dft_mode
-from mmaff.utils.runner_setup import TensorForward
 
 from .end_to_end import OUTPUT_NAMES, end_to_end, task_of
 from .nms import ONNX_TRANSLATIONS
+from .tensor_forward import TensorForward
 
 #: How each runtime runs the AFF filter fastest (measured with
 #: ``tools/benchmarks/speed.py --sections deployment``, see

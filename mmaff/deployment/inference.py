@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from mmaff.utils.runner_setup import SCOPE_TASKS
+from mmaff.utils.config import SCOPE_TASKS
 
 from .export import read_metadata
 from .pipeline import ExportPreprocessor

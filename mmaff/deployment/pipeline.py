@@ -91,7 +91,7 @@ class ExportPreprocessor:
         from mmengine.dataset import Compose
         from mmengine.registry import DefaultScope
 
-        from mmaff.utils.runner_setup import build_model_from_config
+        from mmaff.utils.config import build_model_from_config
         self.input_shape = input_shape
         pipeline = test_pipeline_of(cfg)
         for step in pipeline:

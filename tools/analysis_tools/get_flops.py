@@ -15,12 +15,9 @@ from mmengine.analysis.print_helper import complexity_stats_table
 from mmengine.config import DictAction
 
 import mmaff  # noqa: F401  (registers AFFNet)
+from mmaff.deployment.tensor_forward import TensorForward
+from mmaff.utils.config import build_model_from_config, read_config
 from mmaff.utils.flops import FFT_COST_PER_POINT_LOG2, flop_analyzer
-from mmaff.utils.runner_setup import (
-    TensorForward,
-    build_model_from_config,
-    read_config,
-)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

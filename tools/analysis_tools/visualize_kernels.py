@@ -30,7 +30,7 @@ import mmaff  # noqa: E402,F401
 from mmaff.checkpoint import CheckpointError  # noqa: E402
 from mmaff.checkpoint.mmengine_loader import install_checkpoint_loader  # noqa: E402,E501
 from mmaff.models.layers import AdaptiveFrequencyFilter  # noqa: E402
-from mmaff.utils.runner_setup import build_model_from_config, read_config  # noqa: E402
+from mmaff.utils.config import build_model_from_config, read_config  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

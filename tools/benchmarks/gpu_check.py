@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from benchmark_utils import machine_description, synchronize, time_interleaved
 from speed import CLASSIFIERS, SelfAttentionMixer, build_model
 
-from mmaff.utils.runner_setup import pick_device
+from mmaff.utils.device import DeviceError, pick_device
 
 OURS = ('AFFNet-ET', 'AFFNet-T', 'AFFNet')
 PAIRS = [('AFFNet-ET', 'MobileViT-XXS'), ('AFFNet-ET', 'MobileNetV2-1.0'),
@@ -353,8 +353,8 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     try:
         device = torch.device(pick_device(args.device))
-    except ValueError as error:
-        print(f'error: {error}', file=sys.stderr)
+    except DeviceError as e:
+        print(f'error: --device {e.device}: {e.problem}', file=sys.stderr)
         return 1
     if device.type == 'cuda':
         torch.cuda.set_device(device)

@@ -158,7 +158,7 @@ def build_model(path: str) -> nn.Module:
     from mmengine.hub import get_config
     from mmengine.model import revert_sync_batchnorm
 
-    from mmaff.utils.runner_setup import build_model_from_config
+    from mmaff.utils.config import build_model_from_config
     cfg = get_config(path) if '::' in path else Config.fromfile(
         osp.join(ROOT, path))
     # SyncBN of the distributed configs needs a process group
@@ -580,8 +580,8 @@ def dense_conv_fns(args) -> tuple[dict[str, Callable], dict[str, int]]:
 
 
 def model_macs(path: str, size: int) -> int:
+    from mmaff.deployment.tensor_forward import TensorForward
     from mmaff.utils.flops import flop_analyzer
-    from mmaff.utils.runner_setup import TensorForward
     analyzer = flop_analyzer(
         TensorForward(build_model(path)), (torch.rand(1, 3, size, size), ))
     analyzer.unsupported_ops_warnings(False)

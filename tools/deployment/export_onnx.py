@@ -47,7 +47,7 @@ from mmaff.deployment.inference import dataset_meta
 from mmaff.deployment.matching import DetectionMatch, match_detections
 from mmaff.deployment.pipeline import default_input_shape
 from mmaff.models import DFT_MODES
-from mmaff.utils.runner_setup import build_model_from_config, read_config
+from mmaff.utils.config import build_model_from_config, read_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -24,8 +24,8 @@ import sys
 import mmaff  # noqa: F401  (registers AFFNet, applies the compat fixes)
 from mmaff.deployment.inference import ExportedModel
 from mmaff.deployment.runtime import BACKENDS
-from mmaff.utils.image_files import collect_images, run_on_images
-from mmaff.utils.runner_setup import read_config
+from mmaff.utils.config import read_config
+from mmaff.visualization.image_files import collect_images, run_on_images
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -61,6 +61,10 @@ def build_overlay(model: ExportedModel, args):
                                           args.topk)
 
 
+def print_error(error) -> None:
+    print(f'error: {error}', file=sys.stderr)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -71,7 +75,7 @@ def main(argv=None) -> int:
         model = ExportedModel(args.model, cfg, args.backend, args.threads)
         overlay = build_overlay(model, args)
     except (OSError, ValueError, RuntimeError) as e:
-        print(f'error: {e}', file=sys.stderr)
+        print_error(e)
         return 1
 
     def infer(path: str, image, out_file: str) -> str:
@@ -82,7 +86,9 @@ def main(argv=None) -> int:
                   f'{model.input_shape[1]}x{model.input_shape[0]}')
         return overlay(image, sample, out_file)
 
-    return run_on_images(images, args.out_dir, infer)
+    # an unreadable image is reported, and the others still run
+    unreadable = run_on_images(images, args.out_dir, infer, print_error)
+    return 1 if unreadable else 0
 
 
 if __name__ == '__main__':

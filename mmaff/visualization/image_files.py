@@ -1,8 +1,8 @@
-"""Reading the images users point the inference tools at
-(``demo/image_demo.py``, ``tools/deployment/onnx_inference.py``)."""
+"""The images users point the inference scripts at
+(``demo/image_demo.py``, ``tools/deployment/onnx_inference.py``): finding
+and reading them, naming their drawings, and running a model on each."""
 import os
 import os.path as osp
-import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -61,26 +61,27 @@ def output_names(images: list[str]) -> list[str]:
 
 
 def run_on_images(images: list[str], out_dir: str,
-                  infer: Callable[[str, np.ndarray, str], str]) -> int:
+                  infer: Callable[[str, np.ndarray, str], str],
+                  on_unreadable: Callable[[ValueError], None]) -> int:
     """Run ``infer(path, rgb_pixels, out_file)`` on each image, writing
-    ``<out_dir>/<stem>.png`` and printing ``path: <its summary> -> file``.
+    ``<out_dir>/<stem>.png`` (see :func:`output_names`) and printing
+    ``path: <what infer returned> -> out_file``.
 
-    An unreadable image is reported as an ``error:`` line on stderr and the
-    others still run.
+    An image that cannot be read does not stop the others: its
+    ``ValueError`` (from :func:`read_image`) goes to ``on_unreadable``.
 
     Returns:
-        int: 0, or 1 if any image could not be read (an exit status).
+        int: How many images could not be read.
     """
     os.makedirs(out_dir, exist_ok=True)
-    failed = 0
+    unreadable = 0
     for path, name in zip(images, output_names(images)):
         try:
             image = read_image(path)
         except ValueError as e:
-            # the other images are still worth running
-            print(f'error: {e}', file=sys.stderr)
-            failed += 1
+            on_unreadable(e)
+            unreadable += 1
             continue
         out_file = osp.join(out_dir, name)
         print(f'{path}: {infer(path, image, out_file)} -> {out_file}')
-    return 1 if failed else 0
+    return unreadable
