@@ -1,7 +1,7 @@
 """Inference on your own images with any mmaff config and checkpoint.
 
     python demo/image_demo.py IMAGE [IMAGE|FOLDER ...] CONFIG CHECKPOINT
-        [--out-dir DIR] [--device cpu|cuda|cuda:N] [--fuse-conv-bn]
+        [--out-dir DIR] [--device cpu|cuda|cuda:N] [--no-prepare]
         [--score-thr T] [--topk K]
 
 The config's ``default_scope`` picks the task: mmdet's ``DetInferencer``
@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 import mmaff  # noqa: F401  (registers AFFNet, applies the compat fixes)
+from mmaff import prepare_for_inference
 from mmaff.checkpoint import CheckpointError, check_model_fits, read_checkpoint
 from mmaff.checkpoint.mmengine_loader import install_checkpoint_loader
-from mmaff.utils import fuse_for_inference
 from mmaff.utils.config import SCOPE_TASKS, read_config
 from mmaff.utils.device import DeviceError, pick_device
 from mmaff.visualization.image_files import collect_images, run_on_images
@@ -41,9 +41,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--device', default=None,
         help='cpu, cuda or cuda:N (default: cuda when available, else cpu)')
     parser.add_argument(
-        '--fuse-conv-bn', action='store_true',
-        help='fold BatchNorm into the convolutions and run channels-last '
-        '(faster; results equal up to float rounding)')
+        '--no-prepare', action='store_true',
+        help='run the plain model instead of its inference form '
+        '(mmaff.prepare_for_inference: BatchNorm folded, channels-last; '
+        'results equal up to float rounding)')
+    # mmdet 2.x's flag: folding is part of the default inference form now
+    parser.add_argument('--fuse-conv-bn', action='store_true',
+                        help=argparse.SUPPRESS)
     parser.add_argument(
         '--score-thr', type=float, default=0.3,
         help='detection: draw and count boxes scoring at least this')
@@ -140,8 +144,9 @@ def main(argv=None) -> int:
         # the Inferencers load non-strictly: another model's checkpoint
         # would run with random weights where it does not fit
         check_model_fits(model, checkpoint, args.checkpoint, hint=None)
-        if args.fuse_conv_bn:
-            fuse_for_inference(model)
+        if not args.no_prepare:
+            # in place: the Inferencer holds this model
+            prepare_for_inference(model, inplace=True)
     except (OSError, ValueError, CheckpointError) as e:
         print_error(e)
         return 1

@@ -45,7 +45,7 @@ def test_backbone_set_dft_mode_equals_fft_path():
     for a, b in zip(deployed, expected):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     assert set_dft_mode(model, 'fft') == 9
-    with pytest.raises(ValueError, match="Unknown DFT mode 'dft'"):
+    with pytest.raises(ValueError, match="Unknown dft_mode 'dft'"):
         set_dft_mode(model, 'dft')
 
 
@@ -69,10 +69,10 @@ def test_dft_mode_from_config_builds_matmul_filters():
 
 
 def test_unknown_dft_mode_is_refused_everywhere():
-    with pytest.raises(ValueError, match="Unknown DFT mode 'dft'"):
+    with pytest.raises(ValueError, match="Unknown dft_mode 'dft'"):
         AFFNet('et', dft_mode='dft')
     module = AdaptiveFrequencyFilter(8)
-    with pytest.raises(ValueError, match="Unknown DFT mode 'DFT'"):
+    with pytest.raises(ValueError, match="Unknown dft_mode 'DFT'"):
         module.dft_mode = 'DFT'
     assert module.dft_mode == 'fft'
 

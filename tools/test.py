@@ -1,7 +1,7 @@
 """Evaluate a checkpoint with any mmaff config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl]
-        [--show-dir DIR] [--device cpu|cuda|cuda:N] [--fuse-conv-bn]
+        [--show-dir DIR] [--device cpu|cuda|cuda:N] [--no-prepare] [--compile]
         [--cfg-options key=value ...] [--launcher pytorch]
 """
 import argparse
@@ -20,8 +20,7 @@ from cli_common import (
 import mmaff  # noqa: F401  (registers AFFNet, applies the compat fixes)
 from mmaff.checkpoint import check_checkpoint_file, install_checkpoint_loader
 from mmaff.compat import finish_distributed
-from mmaff.engine.hooks import CheckpointFitHook
-from mmaff.utils import FuseForInferenceHook
+from mmaff.engine.hooks import CheckpointFitHook, PrepareForInferenceHook
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,9 +31,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--show-dir', help='write prediction drawings to this directory')
     parser.add_argument(
-        '--fuse-conv-bn', action='store_true',
-        help='fold BatchNorm into the convolutions and run channels-last '
-        '(faster; results equal up to float rounding)')
+        '--no-prepare', action='store_true',
+        help='test the plain model instead of its inference form '
+        '(mmaff.prepare_for_inference: BatchNorm folded, channels-last; '
+        'results equal up to float rounding)')
+    parser.add_argument(
+        '--compile', action='store_true',
+        help='also torch.compile the prepared backbone and neck')
+    # mmdet 2.x's flag: folding is part of the default inference form now
+    parser.add_argument('--fuse-conv-bn', action='store_true',
+                        help=argparse.SUPPRESS)
     parser.add_argument(
         '--device',
         help='cpu, cuda or cuda:N for a single-process run (default: the '
@@ -44,6 +50,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.compile and args.no_prepare:
+        raise SystemExit('error: --compile needs the prepared model; drop '
+                         '--no-prepare')
     # a checkpoint that fails to load gives a one-line error
     # (exit_on_checkpoint_error)
     install_checkpoint_loader()
@@ -71,8 +80,8 @@ def main(argv=None) -> None:
     # mmengine loads load_from with strict=False, so a checkpoint of another
     # model would be evaluated with random weights where it does not fit.
     runner.register_hook(CheckpointFitHook(args.checkpoint))
-    if args.fuse_conv_bn:
-        runner.register_hook(FuseForInferenceHook())
+    if not args.no_prepare:
+        runner.register_hook(PrepareForInferenceHook(compile=args.compile))
     with exit_on_checkpoint_error():
         runner.test()
     finish_distributed()

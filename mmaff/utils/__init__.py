@@ -1,3 +1,3 @@
-from .speed import FuseForInferenceHook, fuse_for_inference, tune_malloc
+from .misc import tune_malloc
 
-__all__ = ['FuseForInferenceHook', 'fuse_for_inference', 'tune_malloc']
+__all__ = ['tune_malloc']

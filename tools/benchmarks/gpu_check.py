@@ -206,12 +206,12 @@ def check_equal(table: Table, device: torch.device, settings: dict) -> None:
 
 @contextmanager
 def filter_dtypes():
-    """Record the dtype each AFF filter computes in (eager fft or matmul)."""
+    """Record the dtype each AFF filter computes its DFTs in."""
     from mmaff.models.layers import AdaptiveFrequencyFilter
     seen: list[torch.dtype] = []
     originals = {
         name: getattr(AdaptiveFrequencyFilter, name)
-        for name in ('_filter_eager', '_filter_matmul')
+        for name in ('_filter', )
     }
 
     def recording(method):

@@ -10,9 +10,9 @@ Sections:
 - ``models``: backbone + classifier inference at 256x256, batch 1 and 8
   (CUDA: 1 and 64), AFFNet-ET / -T / AFFNet against mmpretrain's
   MobileViT-XXS / -XS / -S and MobileNetV2-1.0, each model as users run it
-  (``default``: NCHW, as built) and in inference form (``fused``: BN folded
+  (``plain``: NCHW, as built) and in inference form (``prepared``: BN folded
   into the convolutions, channels-last, see
-  :func:`mmaff.utils.fuse_for_inference`). Ratios compare like with like.
+  :func:`mmaff.prepare_for_inference`). Ratios compare like with like.
 - ``mixer``: one token mixer at a time on a square map of C channels, from
   8x8 to 128x128 tokens: the AFF filter, multi-head self-attention (with
   its projections), a 7x7 depthwise convolution and a depthwise convolution
@@ -28,7 +28,7 @@ Sections:
   exporter, fixed input size and batch; each AFFNet in the DFT mode that is
   faster in the runtime, see ``DEPLOY_DFT``) and run in onnxruntime and/or
   OpenVINO (``--runtimes``, :class:`mmaff.deployment.runtime.RuntimeSession`)
-  at batch 1 and 8, interleaved with the fused PyTorch eager models, against
+  at batch 1 and 8, interleaved with the prepared PyTorch eager models, against
   the deployment targets (``DEPLOY_TARGETS``), plus onnxruntime's profile of
   the AFFNet exports (time per op type). Exports go to ``OUT_DIR/onnx``.
 
@@ -38,7 +38,6 @@ calls untimed) and reports medians. Tables go to stdout and
 ``OUT_DIR/*.png``.
 """
 import argparse
-import copy
 import json
 import math
 import os
@@ -54,7 +53,8 @@ from benchmark_utils import ROOT, machine_description, time_interleaved
 # the checkout's mmaff, also when it is not installed
 sys.path.insert(0, ROOT)
 
-from mmaff.utils import fuse_for_inference, tune_malloc  # noqa: E402
+from mmaff import prepare_for_inference  # noqa: E402
+from mmaff.utils import tune_malloc  # noqa: E402
 
 SECTIONS = ('models', 'mixer', 'train', 'gflops', 'deployment')
 CLASSIFIERS = {
@@ -68,8 +68,8 @@ CLASSIFIERS = {
 }
 # (ours, peer, throughput ratio ours / peer to reach): the speed targets
 # of this implementation, each marked met or NOT met in the ratio table
-# (docs/benchmarks.md, "Against the targets"); they hold for the models as
-# built (``default``), the ``fused`` column compares like with like again.
+# (docs/benchmarks.md, "Against the targets"); they are met on the
+# inference form (``prepared``); ``plain`` is the model as built.
 TARGETS = [('AFFNet', 'MobileViT-S', 1.5), ('AFFNet-T', 'MobileViT-XS', 1.5),
            ('AFFNet-ET', 'MobileViT-XXS', 1.3),
            ('AFFNet-ET', 'MobileNetV2-1.0', 1.0)]
@@ -79,7 +79,7 @@ TRAIN_TARGETS = {'detection': 1.2}
 DENSE_TARGET = 0.5
 # The deployment targets (ours, peer, ratio to reach), checked per runtime
 # and batch; every AFFNet export must also run at least as fast as the same
-# model in PyTorch eager (fused).
+# model in PyTorch eager (prepared).
 DEPLOY_TARGETS = [('AFFNet-ET', 'MobileViT-XXS', 1.3),
                   ('AFFNet-ET', 'MobileNetV2-1.0', 1.0),
                   ('AFFNet', 'MobileViT-S', 1.5)]
@@ -256,7 +256,7 @@ def classifier_forwards(args, batch: int,
     for name, variants in models.items():
         for mode, model in variants.items():
             x = torch.rand(batch, 3, args.size, args.size, device=args.device)
-            if mode != 'default':
+            if mode != 'plain':
                 x = x.contiguous(memory_format=torch.channels_last)
             fns[f'{name}|{mode}'] = inference_call(
                 args, model, x, mode='tensor')
@@ -271,11 +271,12 @@ def build_classifiers(args) -> dict[str, dict[str, nn.Module]]:
         inductor_config.freezing = True
     models = {}
     for name, path in CLASSIFIERS.items():
-        default = build_model(path).to(args.device)
-        fused = fuse_for_inference(copy.deepcopy(default))
-        models[name] = {'default': default, 'fused': fused}
+        plain = build_model(path).to(args.device)
+        models[name] = {'plain': plain,
+                        'prepared': prepare_for_inference(plain)}
         if args.compile:
-            models[name]['fused+compile'] = torch.compile(fused)
+            models[name]['prepared+compile'] = prepare_for_inference(
+                plain, compile=True)
     return models
 
 
@@ -603,7 +604,7 @@ def run_gflops(args, report: Report, throughput: dict) -> None:
         for batch in args.batches:
             peak, shape = peaks[batch]
             row = [name, str(batch), f'{macs / 1e9:.3f}']
-            for mode in ('default', 'fused'):
+            for mode in ('plain', 'prepared'):
                 rate = macs * throughput[(f'{name}|{mode}', batch)]
                 share = rate / peak
                 row.append(f'{rate / 1e9:.1f} = {100 * share:.0f} % '
@@ -617,8 +618,8 @@ def run_gflops(args, report: Report, throughput: dict) -> None:
         'rounds as the models; the best of them is the reference (target: '
         f'{100 * DENSE_TARGET:.0f} % of it).\n\n' +
         fmt_table(['model', 'batch', 'GMAC per image',
-                   'default GMAC/s (of dense conv)',
-                   'fused GMAC/s (of dense conv)', 'dense conv GMAC/s'],
+                   'plain GMAC/s (of dense conv)',
+                   'prepared GMAC/s (of dense conv)', 'dense conv GMAC/s'],
                   rows))
 
 
@@ -680,7 +681,7 @@ def run_deployment(args, report: Report) -> None:
     os.makedirs(onnx_dir, exist_ok=True)
     models = {name: build_model(path).eval()
               for name, path in CLASSIFIERS.items()}
-    eager = {name: fuse_for_inference(copy.deepcopy(model))
+    eager = {name: prepare_for_inference(model)
              for name, model in models.items()}
     runtimes = args.runtimes
     throughput: dict = {}
@@ -720,7 +721,7 @@ def run_deployment(args, report: Report) -> None:
         f'### Deployment: ONNX runtimes (images/s), {args.size}x{args.size},'
         f' cpu, {args.threads} threads\n\n'
         f'Dynamo-exported ONNX, fp32; AFFNet DFT mode per runtime: '
-        f'{dft_note}. `eager`: the fused PyTorch model.\n\n' +
+        f'{dft_note}. `eager`: the prepared PyTorch model.\n\n' +
         fmt_table(['model'] + [f'b{b} {c}' for b in args.batches
                                for c in columns], rows))
     rows = target_rows(throughput, DEPLOY_TARGETS, args.batches, columns)

@@ -107,6 +107,8 @@ class TorchFFT:
     @staticmethod
     def forward(x: torch.Tensor) -> torch.Tensor:
         spec = torch.fft.rfft2(x, norm='ortho')
+        # real planes: the dynamo exporter cannot read dynamic sizes off
+        # complex tensors (or views of them)
         return torch.stack([spec.real, spec.imag], dim=2)
 
     @staticmethod

@@ -172,31 +172,39 @@ class AdaptiveFrequencyFilter(BaseModule):
         for name, tensor in zip(_DEPLOY_NAMES, weights):
             self.register_buffer(f'deploy_{name}', tensor, persistent=False)
 
-    def _mask(self, spec: torch.Tensor) -> torch.Tensor:
-        """The mask for a spectrum of the DFT layout, in that layout."""
-        n, c, _, h, wf = spec.shape
-        w1, b1, w2, b2 = self.mlp_weights(spec.dtype)
-        x = spec.reshape(n, self.num_groups, -1, h * wf)
-        x = self.act(torch.matmul(w1, x) + b1)
-        x = torch.matmul(w2, x) + b2
+    def _mask(self, spec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The mask for ``x``'s spectrum ``spec`` (of the DFT layout), in
+        that layout."""
+        # sizes from the real input: the dynamo exporter cannot read
+        # dynamic ones off an FFT's output
+        n, c, h, w = x.shape
+        wf = w // 2 + 1
+        # one batched product per layer over (N, G), its bias included
+        w1, b1, w2, b2 = (t.expand(n, *t.shape).flatten(0, 1)
+                          for t in self.mlp_weights(spec.dtype))
+        out = spec.reshape(n * self.num_groups, -1, h * wf)
+        out = self.act(torch.baddbmm(b1, w1, out))
+        out = torch.baddbmm(b2, w2, out)
         if torch.onnx.is_in_onnx_export():
             # the same values as one Clip and one Sub, instead of the seven
             # ops softshrink exports to
             t = self.sparsity_threshold
-            x = x - x.clamp(-t, t)
+            out = out - out.clamp(-t, t)
         else:
-            x = F.softshrink(x, self.sparsity_threshold)
-        return x.view(spec.shape)
+            out = F.softshrink(out, self.sparsity_threshold)
+        return out.view(n, c, 2, h, wf)
 
     def _filter(self, x: torch.Tensor) -> torch.Tensor:
         """``irfft2(M(X) * X)`` with ``X = rfft2(x)``."""
         size = x.shape[-2:]
         dft = pick_dft(self.dft_mode, *size)
         spec = dft.forward(x)
-        mask = self._mask(spec)
+        mask = self._mask(spec, x)
         (m_re, m_im), (s_re, s_im) = mask.unbind(2), spec.unbind(2)
-        filtered = torch.stack(
-            [m_re * s_re - m_im * s_im, m_re * s_im + m_im * s_re], dim=2)
+        filtered = torch.stack([
+            torch.addcmul(m_re * s_re, m_im, s_im, value=-1),
+            torch.addcmul(m_re * s_im, m_im, s_re)
+        ], dim=2)
         return dft.inverse(filtered, size)
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
@@ -211,7 +219,7 @@ class AdaptiveFrequencyFilter(BaseModule):
         self._check_input(x)
         with torch.autocast(device_type=x.device.type, enabled=False):
             x = x.to(self._compute_dtype(x.dtype))
-            mask = self._mask(TorchFFT.forward(x))
+            mask = self._mask(TorchFFT.forward(x), x)
         return torch.complex(mask[:, :, 0], mask[:, :, 1])
 
     def spatial_kernel(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,9 +1,13 @@
+import copy
+
 import pytest
 import torch
-from helpers import num_params
+from helpers import build_classifier, num_params
 from mmengine.model.weight_init import PretrainedInit  # noqa: F401
+from official_reference import OfficialAffNet
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmaff.checkpoint import convert_official_state_dict
 from mmaff.models import AFFNet
 from mmaff.models.layers import AFFBlock, FrequencyMixingBlock
 
@@ -237,3 +241,62 @@ def test_nan_input_spreads_through_global_filter():
         stage2, stage3 = model(x)
     assert torch.isnan(stage2).any() and not torch.isnan(stage2).all()
     assert torch.isnan(stage3).all()
+
+
+def converted_official_classifier(arch: str):
+    """Our classifier holding converted weights of the official model (with
+    perturbed norms and a strong filter mask), and the official model."""
+    torch.manual_seed(0)
+    official = OfficialAffNet(arch).eval()
+    with torch.no_grad():
+        for name, t in official.state_dict().items():
+            if not t.is_floating_point():
+                continue
+            if 'filter' in name:
+                t.normal_(0, 0.1)
+            else:
+                t.add_(torch.rand_like(t) * 0.1)
+    model = build_classifier(arch).eval()
+    model.load_state_dict(
+        convert_official_state_dict(official.state_dict()), strict=True)
+    return model, official
+
+
+def test_channels_last_default_matches_contiguous_forward_and_backward():
+    """AFFNet runs channels-last unless told otherwise; the values, the
+    gradients and the state dict are those of the contiguous run, which is
+    the official model's."""
+    model, official = converted_official_classifier('et')
+    assert model.backbone.channels_last
+    contiguous = copy.deepcopy(model)
+    contiguous.backbone.channels_last = False
+    x = torch.rand(2, 3, 97, 131)
+    with torch.no_grad():
+        features = model.backbone(x)
+        plain = contiguous.backbone(x)
+        torch.testing.assert_close(official(x), model(x, mode='tensor'),
+                                   rtol=1e-4, atol=1e-4)
+    assert all(f.is_contiguous(memory_format=torch.channels_last)
+               for f in features)
+    assert all(f.is_contiguous() for f in plain)
+    for ours, ref in zip(features, plain):
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+    # Gradients: the channels-last run about as close to the float64 ones
+    # as the contiguous run, tensor by tensor at worst
+    grads = []
+    weight = torch.randn(2, 1000)
+    for net, dtype in ((model, torch.float32), (contiguous, torch.float32),
+                       (copy.deepcopy(contiguous).double(), torch.float64)):
+        net.zero_grad()
+        xg = x.to(dtype).clone().requires_grad_(True)
+        (net(xg, mode='tensor') * weight.to(dtype)).sum().backward()
+        grads.append([xg.grad] + [p.grad for p in net.parameters()])
+    errors = []
+    for ours, plain_grad, ref in zip(*grads):
+        error = (ours.double() - ref).norm() / ref.norm()
+        plain_error = (plain_grad.double() - ref).norm() / ref.norm()
+        errors.append((error.item(), plain_error.item()))
+    worst, plain_worst = (max(e) for e in zip(*errors))
+    # float32 rounding alone: a wrong gradient is off by far more
+    assert worst < max(4 * plain_worst, 1e-4)
+    assert model.state_dict().keys() == contiguous.state_dict().keys()

@@ -3,10 +3,16 @@ import pytest
 import torch
 
 from mmaff.models.layers import dft
-from mmaff.models.layers.dft import (DENSE_DFT_MAX_PIXELS, DFT_CACHE_SIZE,
-                                     DenseDFT, SeparableDFT, TorchFFT,
-                                     build_dft_matrices, dft_matrices,
-                                     pick_dft)
+from mmaff.models.layers.dft import (
+    DENSE_DFT_MAX_PIXELS,
+    DFT_CACHE_SIZE,
+    DenseDFT,
+    SeparableDFT,
+    TorchFFT,
+    build_dft_matrices,
+    dft_matrices,
+    pick_dft,
+)
 
 FORMS = (TorchFFT, DenseDFT, SeparableDFT)
 SIZES = [(1, 1), (1, 6), (2, 3), (7, 5), (8, 8), (10, 10), (3, 9), (16, 13)]

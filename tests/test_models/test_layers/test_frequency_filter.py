@@ -2,8 +2,7 @@ import pytest
 import torch
 from official_reference import AFNO2DChannelFirst
 
-from mmaff.models.layers import AdaptiveFrequencyFilter
-from mmaff.models.layers import set_dft_mode
+from mmaff.models.layers import AdaptiveFrequencyFilter, set_dft_mode
 
 CL = torch.channels_last
 
