@@ -11,6 +11,7 @@ from mmaff.registry import MODELS
 
 from ..layers import AFFBlock, InvertedResidual
 from ..layers.dft import check_dft_mode
+from ..layers.frequency_filter import check_nchw
 
 
 @MODELS.register_module()
@@ -312,27 +313,15 @@ class AFFNet(BaseModule):
                 out_channels,
                 ffn_channels,
                 num_blocks,
-                num_filter_groups=num_filter_groups,
                 drop_path_rates=drop_path_rates,
                 token_norm_cfg=token_norm_cfg,
+                num_filter_groups=num_filter_groups,
                 dft_mode=dft_mode,
                 with_cp=with_cp,
                 **common))
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor) or x.dim() != 4:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x)
-            raise ValueError('AFFNet expects a 4-D (N, C, H, W) image tensor, '
-                             f'got {shape}')
-        if x.shape[1] != self.in_channels:
-            raise ValueError(
-                f'AFFNet expects {self.in_channels} input channels, got '
-                f'{x.shape[1]} (input shape {tuple(x.shape)})')
-        if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
-            raise ValueError(f'AFFNet got an empty input {tuple(x.shape)}')
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        self._check_input(x)
+        check_nchw(x, self.in_channels, 'AFFNet')
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         x = self.stem(x)

@@ -91,63 +91,49 @@ class AFFBlock(BaseModule):
             each block. Defaults to None (no drop path).
         with_fusion (bool): Fuse the block input with the projected features
             by a 1x1 convolution. Defaults to True.
-        num_filter_groups, conv_cfg, norm_cfg, token_norm_cfg, act_cfg,
-            dft_mode, with_cp: As for :class:`FrequencyMixingBlock`
-            (``token_norm_cfg`` also after the blocks).
+        conv_cfg (dict, optional): Convolution config. Defaults to None.
+        norm_cfg (dict): Norm of the convolutions. Defaults to BN.
+        token_norm_cfg (dict): Norm inside the blocks and after them.
+            Defaults to ``GN`` with one group.
+        act_cfg (dict): Activation config. Defaults to SiLU.
         init_cfg (dict, optional): Initialization config. Defaults to None.
+        **block_kwargs: ``num_filter_groups``, ``dft_mode`` and ``with_cp``
+            of each :class:`FrequencyMixingBlock`.
     """
 
     def __init__(self,
                  channels: int,
                  ffn_channels: int,
                  num_blocks: int,
-                 num_filter_groups: int = 8,
                  drop_path_rates: list[float] | None = None,
                  with_fusion: bool = True,
                  conv_cfg: dict | None = None,
                  norm_cfg: dict = dict(type='BN'),
                  token_norm_cfg: dict = dict(type='GN', num_groups=1),
                  act_cfg: dict = dict(type='SiLU'),
-                 dft_mode: str = 'fft',
-                 with_cp: bool = False,
-                 init_cfg: dict | None = None) -> None:
+                 init_cfg: dict | None = None,
+                 **block_kwargs) -> None:
         super().__init__(init_cfg=init_cfg)
         drop_path_rates = drop_path_rates or [0.] * num_blocks
         if len(drop_path_rates) != num_blocks:
             raise ValueError(
                 f'AFFBlock: {len(drop_path_rates)} drop path rates given for '
                 f'{num_blocks} blocks')
+        common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg)
         self.blocks = nn.Sequential(*[
             FrequencyMixingBlock(
-                channels,
-                mlp_ratio=ffn_channels / channels,
-                num_filter_groups=num_filter_groups,
-                drop_path_rate=rate,
-                conv_cfg=conv_cfg,
-                norm_cfg=norm_cfg,
-                token_norm_cfg=token_norm_cfg,
-                act_cfg=act_cfg,
-                dft_mode=dft_mode,
-                with_cp=with_cp) for rate in drop_path_rates
+                channels, mlp_ratio=ffn_channels / channels,
+                drop_path_rate=rate, token_norm_cfg=token_norm_cfg,
+                act_cfg=act_cfg, **common, **block_kwargs)
+            for rate in drop_path_rates
         ])
         self.norm = build_norm_layer(token_norm_cfg, channels)[1]
-        self.conv_proj = ConvModule(
-            channels,
-            channels,
-            1,
-            conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg,
-            act_cfg=None)
+        self.conv_proj = ConvModule(channels, channels, 1, act_cfg=None,
+                                    **common)
         self.fusion = None
         if with_fusion:
-            self.fusion = ConvModule(
-                2 * channels,
-                channels,
-                1,
-                conv_cfg=conv_cfg,
-                norm_cfg=norm_cfg,
-                act_cfg=act_cfg,
-                inplace=False)
+            self.fusion = ConvModule(2 * channels, channels, 1,
+                                     act_cfg=act_cfg, inplace=False, **common)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv_proj(self.norm(self.blocks(x)))

@@ -13,9 +13,8 @@ channel's real plane, then its imaginary plane, and back:
 - :class:`SeparableDFT`: real matrix products along W, then along H, and
   back: no complex tensors and no FFT op, so it exports to any runtime.
 
-:func:`pick_dft` chooses the form from the DFT mode and the map size. The
-matrices are built in float64 and kept in a bounded cache (see
-:func:`dft_matrices`).
+:func:`pick_dft` chooses the form by DFT mode and map size; the matrices are
+built in float64 and kept in a bounded cache (:func:`dft_matrices`).
 """
 import math
 from functools import lru_cache
@@ -47,9 +46,7 @@ def _c2r_weights(w: int) -> torch.Tensor:
     inverse: twice (it stands for a conjugate pair), except DC and, for an
     even ``w``, Nyquist, whose imaginary parts the inverse ignores."""
     count = torch.full((w // 2 + 1, ), 2., dtype=torch.float64)
-    count[0] = 1.
-    if w % 2 == 0:
-        count[-1] = 1.
+    count[[0, -1] if w % 2 == 0 else [0]] = 1.
     return count
 
 
@@ -72,7 +69,7 @@ def dft_matrices(form: str, h: int, w: int, dtype: torch.dtype,
 
 @lru_cache(maxsize=DFT_CACHE_SIZE)
 def build_dft_matrices(form: str, h: int, w: int, dtype: torch.dtype,
-                 device: torch.device) -> tuple[torch.Tensor, ...]:
+                       device: torch.device) -> tuple[torch.Tensor, ...]:
     """The matrices of ``form`` (``'dense'`` or ``'separable'``) for an
     ``h x w`` map.
 

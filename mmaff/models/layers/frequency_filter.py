@@ -34,6 +34,20 @@ def set_dft_mode(model: nn.Module, dft_mode: str) -> int:
     return len(filters)
 
 
+def check_nchw(x: torch.Tensor, channels: int, owner: str) -> None:
+    """Raise a ValueError naming ``owner`` unless ``x`` is a non-empty
+    (N, ``channels``, H, W) tensor."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x)
+        raise ValueError(f'{owner} expects a 4-D (N, C, H, W) tensor, got '
+                         f'{shape}')
+    if x.shape[1] != channels:
+        raise ValueError(f'{owner} expects {channels} channels, got '
+                         f'{x.shape[1]} (input shape {tuple(x.shape)})')
+    if 0 in x.shape:
+        raise ValueError(f'{owner} got an empty input {tuple(x.shape)}')
+
+
 def complex_weight(weight: torch.Tensor) -> torch.Tensor:
     """An official ``(2, G, in, out)`` complex weight (index 0 the real
     part) as the real ``(G, 2 * out, 2 * in)`` matrix acting on the
@@ -135,15 +149,6 @@ class AdaptiveFrequencyFilter(BaseModule):
     def dft_mode(self, dft_mode: str) -> None:
         self._dft_mode = check_dft_mode(dft_mode)
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        if x.dim() != 4:
-            raise ValueError('AdaptiveFrequencyFilter expects a 4-D (N, C, H, '
-                             f'W) tensor, got shape {tuple(x.shape)}')
-        if x.shape[1] != self.channels:
-            raise ValueError(
-                f'AdaptiveFrequencyFilter expects {self.channels} channels, '
-                f'got {x.shape[1]}')
-
     @staticmethod
     def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
         # FFTs of half types are limited (power-of-2 sizes on CUDA, none on
@@ -216,7 +221,7 @@ class AdaptiveFrequencyFilter(BaseModule):
         Returns:
             torch.Tensor: Complex mask of shape (N, C, H, W // 2 + 1).
         """
-        self._check_input(x)
+        check_nchw(x, self.channels, 'AdaptiveFrequencyFilter')
         with torch.autocast(device_type=x.device.type, enabled=False):
             x = x.to(self._compute_dtype(x.dtype))
             mask = self._mask(TorchFFT.forward(x), x)
@@ -237,7 +242,7 @@ class AdaptiveFrequencyFilter(BaseModule):
         return torch.fft.irfft2(self.mask(x), s=(h, w), norm='backward')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
+        check_nchw(x, self.channels, 'AdaptiveFrequencyFilter')
         with torch.autocast(device_type=x.device.type, enabled=False):
             out = self._filter(x.to(self._compute_dtype(x.dtype)))
         # x first: the sum keeps the memory format of the input

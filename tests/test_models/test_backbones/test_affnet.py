@@ -209,7 +209,7 @@ def test_pretrained_init_cfg_with_prefix(tmp_path):
 
 def test_bad_input_channels_and_dims():
     model = AFFNet('et').eval()
-    with pytest.raises(ValueError, match='expects 3 input channels, got 1'):
+    with pytest.raises(ValueError, match='AFFNet expects 3 channels, got 1'):
         model(torch.rand(1, 1, 32, 32))
     with pytest.raises(ValueError, match=r'4-D.*\(3, 32\)'):
         model(torch.rand(3, 32))
