@@ -1,12 +1,19 @@
-"""``--fuse-conv-bn`` of tools/test.py and demo/image_demo.py: BN folded
-into the convolutions and channels-last, the same results as without."""
+"""tools/test.py and demo/image_demo.py run the prepared model
+(``mmaff.prepare_for_inference``) by default and the plain one with
+``--no-prepare``, with the same results.
+
+Detections are compared on a detector without near-tied scores
+(``sharp_det``) and box by box with the tie-aware matcher: on the barely
+trained toy detector float rounding alone reorders NMS, so bare mAP
+equality would test the rounding, not the transform."""
+import pickle
 import re
 
-import pytest
+import numpy as np
 from conftest import TOY_CONFIGS
 from helpers import run_python, run_tool, success_log
 
-import mmaff.utils
+from mmaff.deployment.matching import DetectionMatch, match_detections
 
 
 def final_metrics(log: str) -> dict[str, str]:
@@ -18,57 +25,63 @@ def final_metrics(log: str) -> dict[str, str]:
                            r'[a-zA-Z_0-9]*): ([\d.-]+)', line))
 
 
-@pytest.mark.parametrize('task, data, extra', [
-    # with --device: the segmentor is moved to the CPU before fusing
-    ('segmentation', 'toy_ade', ('--device', 'cpu')),
-    ('detection', 'toy_coco', ()),
-])
-def test_test_py_fuse_conv_bn_keeps_the_metrics(task, data, extra, request):
-    data_root = request.getfixturevalue(data)
-    checkpoint = request.getfixturevalue(
-        {'segmentation': 'trained_seg', 'detection': 'trained_det'}[task])
+def test_test_py_prepared_segmentor_keeps_the_metrics(trained_seg, toy_ade):
+    config = TOY_CONFIGS['segmentation']
     plain = final_metrics(success_log(run_tool(
-        'test.py', TOY_CONFIGS[task], data_root, checkpoint)))
-    fused = final_metrics(success_log(run_tool(
-        'test.py', TOY_CONFIGS[task], data_root, checkpoint,
-        '--fuse-conv-bn', *extra)))
+        'test.py', config, toy_ade, trained_seg, '--no-prepare')))
+    # with --device: the segmentor is moved to the CPU before preparing
+    prepared = final_metrics(success_log(run_tool(
+        'test.py', config, toy_ade, trained_seg, '--device', 'cpu')))
     assert len(plain) >= 3
-    assert fused == plain
+    assert prepared == plain
 
 
-def test_image_demo_fuse_conv_bn_gives_the_same_summaries(
-        trained_seg, toy_ade, tmp_path):
+def test_test_py_prepared_detector_gives_the_same_boxes(sharp_det, toy_coco,
+                                                        tmp_path):
+    config = TOY_CONFIGS['detection']
+    runs = {}
+    for name, extra in (('plain', ('--no-prepare', )), ('prepared', ())):
+        out = tmp_path / f'{name}.pkl'
+        log = success_log(run_tool('test.py', config, toy_coco, sharp_det,
+                                   '--out', str(out), *extra))
+        runs[name] = (final_metrics(log), pickle.loads(out.read_bytes()))
+    total = DetectionMatch(0, 0, 0, 0.)
+    for ours, ref in zip(runs['prepared'][1], runs['plain'][1]):
+        rows = []
+        for sample in (ours, ref):
+            pred = sample['pred_instances']
+            rows.append((np.concatenate([
+                np.asarray(pred['bboxes']),
+                np.asarray(pred['scores'])[:, None]], axis=1),
+                np.asarray(pred['labels'])))
+        total += match_detections(*rows[0], *rows[1], box_tol=1e-2,
+                                  score_tol=1e-4)
+    assert len(runs['plain'][1]) >= 2
+    assert total.twins >= 20 and total.twins >= 10 * total.ties
+    assert total.unexplained == 0
+    assert runs['prepared'][0] == runs['plain'][0]
+
+
+def test_test_py_refuses_compile_without_prepare(trained_seg, toy_ade):
+    result = run_tool('test.py', TOY_CONFIGS['segmentation'], toy_ade,
+                      trained_seg, '--no-prepare', '--compile')
+    assert result.returncode != 0
+    assert 'error: --compile needs the prepared model' in result.stderr
+
+
+def test_image_demo_prepared_gives_the_same_summaries(trained_seg, toy_ade,
+                                                      tmp_path):
     image = toy_ade + 'images/validation'
     args = (image, TOY_CONFIGS['segmentation'], trained_seg, '--device',
             'cpu')
     plain = success_log(run_python('demo/image_demo.py', *args, '--out-dir',
-                                   tmp_path / 'a'))
-    fused = success_log(run_python('demo/image_demo.py', *args, '--out-dir',
-                                   tmp_path / 'b', '--fuse-conv-bn'))
+                                   tmp_path / 'a', '--no-prepare'))
+    prepared = success_log(run_python('demo/image_demo.py', *args,
+                                      '--out-dir', tmp_path / 'b'))
 
     def lines(log):
         return [ln.split(' -> ')[0] for ln in log.splitlines()
                 if ' -> ' in ln]
 
     assert len(lines(plain)) >= 2
-    assert lines(fused) == lines(plain)
-
-
-def test_hook_fuses_the_runner_model():
-    import torch
-    from mmcv.cnn import ConvModule
-
-    class Runner:
-        model = torch.nn.Sequential(
-            ConvModule(3, 8, 3, norm_cfg=dict(type='BN')))
-
-    runner = Runner()
-    runner.model.eval()
-    x = torch.randn(1, 3, 16, 16)
-    before = runner.model(x)
-    mmaff.utils.FuseForInferenceHook().before_test(runner)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d)
-                   for m in runner.model.modules())
-    after = runner.model(x)
-    assert after.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+    assert lines(prepared) == lines(plain)

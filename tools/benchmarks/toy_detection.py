@@ -58,6 +58,8 @@ def mobilenetv2_model(cfg: Config) -> dict:
         'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py')
     model = copy.deepcopy(base.model)
     model.bbox_head.num_classes = cfg.model.bbox_head.num_classes
+    # mmdet 3.3.0's SSDHead cannot run its val step (README, Detection)
+    model.bbox_head.type = 'mmaff.SSDHeadWithLossCls'
     return model
 
 
