@@ -317,7 +317,7 @@ def test_single_process_runs_use_bn_multi_gpu_runs_keep_syncbn(monkeypatch):
 
 
 def test_test_py_device_option_errors(toy_ade, trained_seg):
-    # a run with --device cpu: tests/test_fuse_conv_bn.py
+    # a run with --device cpu: tests/test_tools/test_prepared_inference.py
     bad = run_tool('test.py', TOY_ADE_CFG, toy_ade, trained_seg, '--device',
                    'tpu')
     assert bad.returncode == 1
