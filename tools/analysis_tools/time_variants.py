@@ -5,7 +5,8 @@ backbone as ``type='mmaff.AFFNet'``: the ``mmaff.`` scope prefix makes
 mmpretrain's model registry look it up in mmaff's, which ``import mmaff``
 fills; the official input convention: RGB in [0, 1]), runs them on sample
 photos that ship with scikit-image and prints what each stage produces and
-how long an image takes on this machine. Weights are random unless
+how long an image takes on this machine, in the inference form
+(``mmaff.prepare_for_inference``). Weights are random unless
 ``--checkpoint`` gives a converted official checkpoint
 (tools/model_converters/affnet_official_to_mmaff.py); then the top-5
 ImageNet class indices are printed as well.
@@ -65,7 +66,8 @@ def build_classifier(arch: str, checkpoint: str | None):
         model = MODELS.build(cfg.model)
     if checkpoint:
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    return model.eval()
+    from mmaff import prepare_for_inference
+    return prepare_for_inference(model, inplace=True)
 
 
 def load_photos(size: int) -> dict[str, torch.Tensor]:
