@@ -66,8 +66,7 @@ def build_classifier(arch: str, checkpoint: str | None):
         model = MODELS.build(cfg.model)
     if checkpoint:
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    from mmaff import prepare_for_inference
-    return prepare_for_inference(model, inplace=True)
+    return model.eval()
 
 
 def load_photos(size: int) -> dict[str, torch.Tensor]:
@@ -95,6 +94,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     import mmaff
+    from mmaff.checkpoint import CheckpointError, install_checkpoint_loader
+    install_checkpoint_loader()  # a bad --checkpoint: one line
     photos = load_photos(args.size)
     print(f'mmaff {mmaff.__version__}, torch {torch.__version__}, '
           f'{torch.get_num_threads()} CPU threads, input {args.size}x'
@@ -103,11 +104,16 @@ def main() -> None:
         print('weights: random (pass --checkpoint for converted official '
               'weights; predictions are only shown then)')
     for arch in args.archs:
-        model = build_classifier(arch, args.checkpoint)
+        try:
+            model = build_classifier(arch, args.checkpoint)
+        except CheckpointError as e:
+            raise SystemExit(f'error: {e}') from e
         total = sum(p.numel() for p in model.parameters())
         backbone = sum(p.numel() for p in model.backbone.parameters())
         print(f'\nAFFNet-{arch}: {total:,} parameters as a 1000-class '
               f'classifier ({backbone:,} in the backbone)')
+        # counted above on the paper's model: folding changes the count
+        model = mmaff.prepare_for_inference(model, inplace=True)
         times = {}
         with torch.no_grad():
             for name, image in photos.items():
