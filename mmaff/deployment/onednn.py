@@ -49,8 +49,8 @@ class PrepackedConv2d(nn.Module):
 
     Holds the original ``conv`` and ``activate`` modules (so the state dict
     keeps their keys) and falls back to them for inputs oneDNN does not
-    serve here (not float32 channels-last on the CPU) and under graph
-    capture.
+    serve here (not float32 channels-last on the CPU), under autograd and
+    under graph capture.
 
     Args:
         conv (nn.Conv2d): The (BatchNorm-folded) convolution.
@@ -77,7 +77,10 @@ class PrepackedConv2d(nn.Module):
         return x if self.activate is None else self.activate(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # the fused op has no autograd: gradients take the plain path
         if (self._failed or _traced() or x.device.type != 'cpu'
+                or torch.is_grad_enabled() and (
+                    x.requires_grad or self.conv.weight.requires_grad)
                 or x.dtype != torch.float32 or x.dim() != 4
                 or self.conv.weight.dtype != torch.float32
                 or not x.is_contiguous(memory_format=torch.channels_last)
@@ -119,7 +122,7 @@ def prepack_convolutions(model: nn.Module) -> int:
     replaced = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if not isinstance(child, ConvModule) or not _foldable(child):
+            if not isinstance(child, ConvModule) or not _replaceable(child):
                 continue
             act = child.activate if child.with_activation else None
             if act is not None and (act._forward_hooks
@@ -130,7 +133,9 @@ def prepack_convolutions(model: nn.Module) -> int:
     return replaced
 
 
-def _foldable(module) -> bool:
+def _replaceable(module) -> bool:
+    """A ``conv -> act`` ConvModule without a norm left (or an Identity
+    where ``fuse_conv_bn`` folded it) and without hooks."""
     norm = module.norm if module.with_norm else None
     conv = module.conv
     return (module.order == ('conv', 'norm', 'act')

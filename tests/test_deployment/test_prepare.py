@@ -215,3 +215,14 @@ def test_without_the_oneDNN_ops_convolutions_stay_plain(monkeypatch):
     with torch.no_grad():
         assert_relative_close(prepared(x, mode='tensor'),
                               model(x, mode='tensor'))
+
+
+def test_prepacked_convolutions_keep_gradients():
+    """The fused oneDNN op has no autograd: with gradients wanted, the
+    prepared model takes the plain convolution."""
+    model = prepare_for_inference(
+        torch.nn.Sequential(ConvModule(3, 8, 3, norm_cfg=dict(type='BN'))))
+    x = torch.randn(1, 3, 12, 12).contiguous(
+        memory_format=CL).requires_grad_(True)
+    model(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
