@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from mmaff.compat import fix_applies
+from mmaff.utils.misc import is_traced
 
 #: Activations oneDNN runs inside the convolution, by its post-op names.
 POST_OPS = {nn.SiLU: 'swish', nn.ReLU: 'relu'}
@@ -36,11 +37,6 @@ def onednn_ops() -> tuple | None:
                 torch.ops.mkldnn._convolution_pointwise)
     except (AttributeError, RuntimeError):
         return None
-
-
-def _traced() -> bool:
-    return (torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
-            or torch.jit.is_scripting() or torch.compiler.is_compiling())
 
 
 class PrepackedConv2d(nn.Module):
@@ -78,7 +74,7 @@ class PrepackedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # the fused op has no autograd: gradients take the plain path
-        if (self._failed or _traced() or x.device.type != 'cpu'
+        if (self._failed or is_traced() or x.device.type != 'cpu'
                 or torch.is_grad_enabled() and (
                     x.requires_grad or self.conv.weight.requires_grad)
                 or x.dtype != torch.float32 or x.dim() != 4

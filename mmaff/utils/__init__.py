@@ -1,3 +1,3 @@
-from .misc import tune_malloc
+from .misc import is_traced, tune_malloc
 
-__all__ = ['tune_malloc']
+__all__ = ['is_traced', 'tune_malloc']

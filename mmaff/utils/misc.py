@@ -2,6 +2,8 @@
 import ctypes
 import ctypes.util
 
+import torch
+
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -37,3 +39,11 @@ def tune_malloc(mmap_threshold: int = 32 << 20) -> bool:
     except (OSError, AttributeError):
         return False
     return bool(ok)
+
+
+def is_traced() -> bool:
+    """Whether the call is being exported to ONNX, traced or scripted by
+    TorchScript, or compiled: eager-only shortcuts must stay out of such
+    graphs."""
+    return (torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+            or torch.jit.is_scripting() or torch.compiler.is_compiling())

@@ -21,6 +21,8 @@ from functools import lru_cache
 
 import torch
 
+from mmaff.utils.misc import is_traced
+
 #: ``'fft'``: torch.fft (dense matrices for small maps in eager mode);
 #: ``'matmul'``: real matrix products only, for export.
 DFT_MODES = ('fft', 'matmul')
@@ -159,8 +161,6 @@ def pick_dft(dft_mode: str, h: int, w: int) -> type:
     (``'matmul'``). Graph capture in ``'fft'`` mode keeps torch.fft, so that
     exports in that mode hold the FFT op the mode promises."""
     if dft_mode == 'fft':
-        traced = (torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
-                  or torch.compiler.is_compiling())
-        small = h * w <= DENSE_DFT_MAX_PIXELS and not traced
+        small = h * w <= DENSE_DFT_MAX_PIXELS and not is_traced()
         return DenseDFT if small else TorchFFT
     return DenseDFT if h * w <= DENSE_DFT_MAX_PIXELS else SeparableDFT
