@@ -111,9 +111,9 @@ def main(argv=None) -> None:
                 x = torch.rand(batch, 3, args.size, args.size)
 
                 def call(model, x=x):
-                    return lambda: model(x) if not hasattr(
-                        model, 'data_preprocessor') else model(
-                            x, mode='tensor')
+                    if hasattr(model, 'data_preprocessor'):  # an mm model
+                        return lambda: model(x, mode='tensor')
+                    return lambda: model(x)
 
                 with torch.no_grad():
                     ref = call(forms['plain'])()
