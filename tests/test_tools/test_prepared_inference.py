@@ -3,9 +3,10 @@
 ``--no-prepare``, with the same results.
 
 Detections are compared on a detector without near-tied scores
-(``sharp_det``) and box by box with the tie-aware matcher: on the barely
-trained toy detector float rounding alone reorders NMS, so bare mAP
-equality would test the rounding, not the transform."""
+(``sharp_det``), with NMS and the top-k cuts switched off, and box by box
+with the tie-aware matcher: on the barely trained toy detector float
+rounding alone reorders NMS, so bare mAP equality would test the rounding,
+not the transform."""
 import pickle
 import re
 
@@ -39,11 +40,19 @@ def test_test_py_prepared_segmentor_keeps_the_metrics(trained_seg, toy_ade):
 def test_test_py_prepared_detector_gives_the_same_boxes(sharp_det, toy_coco,
                                                         tmp_path):
     config = TOY_CONFIGS['detection']
+    # NMS off and no top-k cuts: with them, two boxes whose overlap sits at
+    # the NMS threshold let float rounding pick different survivors, and
+    # the difference cascades down to the max_per_img cut (a fresh-clone
+    # run: 1 of 800 boxes). Only the score threshold still decides.
+    no_cuts = {'model.test_cfg.nms.iou_threshold': 1.0,
+               'model.test_cfg.score_thr': 0.3,
+               'model.test_cfg.nms_pre': 100000,
+               'model.test_cfg.max_per_img': 100000}
     runs = {}
     for name, extra in (('plain', ('--no-prepare', )), ('prepared', ())):
         out = tmp_path / f'{name}.pkl'
         log = success_log(run_tool('test.py', config, toy_coco, sharp_det,
-                                   '--out', str(out), *extra))
+                                   '--out', str(out), *extra, **no_cuts))
         runs[name] = (final_metrics(log), pickle.loads(out.read_bytes()))
     total = DetectionMatch(0, 0, 0, 0.)
     for ours, ref in zip(runs['prepared'][1], runs['plain'][1]):
