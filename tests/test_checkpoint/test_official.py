@@ -1,4 +1,8 @@
+import hashlib
+import os
 import os.path as osp
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -133,25 +137,42 @@ def run_converter(*args):
     return run_python(CONVERTER, *args, timeout=300)
 
 
+def written_file(result) -> str:
+    """The path the converter reports on its ``converted ... to`` line."""
+    match = re.search(r' to (\S+)$', result.stdout, re.M)
+    assert match, result.stdout
+    return match.group(1)
+
+
 def test_converter_cli(tmp_path):
-    src = tmp_path / 'checkpoint_ema_best.pt'
+    src = tmp_path / 'checkpoint_ema_score_73.0238.pt'
     torch.save(official_state_dict('et'), src)
-    dst = tmp_path / 'affnet-et.pth'
+    dst = tmp_path / 'affnet-et_in1k.pth'
     result = run_converter(str(src), str(dst))
     assert result.returncode == 0, result.stderr
     assert "arch 'et'" in result.stdout and '1,436,264 parameters' in \
         result.stdout
-    ckpt = torch.load(dst, weights_only=True)
+    out = written_file(result)
+    assert re.fullmatch(
+        re.escape(str(tmp_path / 'affnet-et_in1k-')) + '[0-9a-f]{8}.pth', out)
+    # only the published name is left behind (no DST, no temporary file)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [src.name, osp.basename(out)])
+    ckpt = torch.load(out, weights_only=True)
     assert ckpt['meta']['arch'] == 'et'
     build_classifier('et').load_state_dict(ckpt['state_dict'], strict=True)
     # idempotent on its own output
-    again = tmp_path / 'again.pth'
-    assert run_converter(str(dst), str(again)).returncode == 0
-    ckpt2 = torch.load(again, weights_only=True)
+    again = run_converter(out, str(tmp_path / 'again.pth'))
+    assert again.returncode == 0, again.stderr
+    ckpt2 = torch.load(written_file(again), weights_only=True)
     assert ckpt2['state_dict'].keys() == ckpt['state_dict'].keys()
-    # does not overwrite without --force
+    # The same input gives the same bytes, hence the same name: it is not
+    # overwritten without --force, and is with it.
     result = run_converter(str(src), str(dst))
     assert result.returncode == 2 and 'exists' in result.stderr
+    assert osp.basename(out) in result.stderr
+    result = run_converter(str(src), str(dst), '--force')
+    assert result.returncode == 0 and written_file(result) == out
     # unreadable and mismatching inputs: non-zero exit and a clear message
     garbage = tmp_path / 'garbage.pt'
     garbage.write_bytes(b'not a checkpoint')
@@ -165,7 +186,52 @@ def test_converter_cli(tmp_path):
                            str(tmp_path / 'y.pth'))
     assert result.returncode == 1
     assert 'backbone.conv_1x1_exp.conv.weight' in result.stderr
-    assert not (tmp_path / 'y.pth').exists()
+    assert not list(tmp_path.glob('x*')) and not list(tmp_path.glob('y*'))
+    result = run_converter(str(src), str(tmp_path / 'no' / 'dir.pth'))
+    assert result.returncode == 2
+    assert result.stderr.startswith('error: ') and \
+        result.stderr.count('\n') == 1
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_converter_writes_the_published_name_form(arch, tmp_path):
+    """DST a folder: the file is named after the variant, its 8 hex digits
+    are its sha256's, the printed sha256 is the full digest, and torch.hub's
+    check_hash accepts it as downloaded."""
+    src = tmp_path / 'official.pt'
+    torch.save(official_state_dict(arch), src)
+    folder = tmp_path / 'published'
+    folder.mkdir()
+    result = run_converter(str(src), str(folder))
+    assert result.returncode == 0, result.stderr
+    out = written_file(result)
+    stem = {'et': 'affnet-et_in1k', 't': 'affnet-t_in1k',
+            'base': 'affnet_in1k'}[arch]
+    with open(out, 'rb') as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    assert out == str(folder / f'{stem}-{digest[:8]}.pth')
+    assert f'sha256 {digest}\n' in result.stdout
+    assert os.listdir(folder) == [osp.basename(out)]
+    # torch.hub reads the hash prefix out of the name and checks the bytes
+    assert torch.hub.HASH_REGEX.search(osp.basename(out)).group(1) == \
+        digest[:8]
+    state = torch.hub.load_state_dict_from_url(
+        Path(out).as_uri(),
+        model_dir=str(tmp_path / 'hub'),
+        progress=False,
+        check_hash=True,
+        weights_only=True)
+    assert state['meta']['arch'] == arch
+    # the same check refuses a file whose bytes changed after naming
+    tampered = tmp_path / osp.basename(out)
+    tampered.write_bytes(Path(out).read_bytes() + b'\0')
+    with pytest.raises(RuntimeError, match='invalid hash value'):
+        torch.hub.load_state_dict_from_url(
+            tampered.as_uri(),
+            model_dir=str(tmp_path / 'hub2'),
+            progress=False,
+            check_hash=True,
+            weights_only=True)
 
 
 def test_converted_backbone_loads_into_detector_backbone(tmp_path):
