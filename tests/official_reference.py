@@ -7,6 +7,7 @@ keys), the filter as the official einsum formulation, the block order
 MLP -> filter. It is deliberately independent of mmaff's implementation so
 tests can compare the two.
 """
+import os.path as osp
 import re
 
 import torch
@@ -200,3 +201,22 @@ def read_official_keys(path):
             dims = tuple(int(d) for d in shape.split(',') if d.strip())
             keys[key] = (dims, dtype)
     return keys
+
+
+def official_state_dict(arch: str, seed: int = 0) -> dict:
+    """A randomised official-layout state dict of ``arch`` built from the
+    key listing in tests/data/official_keys alone: every tensor holds
+    distinct values."""
+    listing = osp.join(
+        osp.dirname(__file__), 'data', 'official_keys',
+        OFFICIAL_KEY_FILES[arch])
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, (shape, dtype) in read_official_keys(listing).items():
+        if dtype == 'int64':
+            state[key] = torch.randint(0, 1000, shape, generator=gen)
+        elif key.endswith('running_var'):
+            state[key] = torch.rand(shape, generator=gen) + 0.5
+        else:
+            state[key] = torch.randn(shape, generator=gen) * 0.1
+    return state

@@ -12,7 +12,11 @@ weights.
   errors for mmengine's own loading (an explicit call: it changes global
   state);
 - :mod:`.official`: official (TokenMixers / ml-cvnets) weights to mmaff
-  keys.
+  keys;
+- :mod:`.pretrained`: :func:`load_pretrained_backbone`, what an AFFNet's
+  ``init_cfg=dict(type='Pretrained', ...)`` does with an official file, a
+  converted one, a runner checkpoint or a URL (:func:`fetch_checkpoint`,
+  :func:`download_checkpoint`).
 
 The Runner hook that refuses a checkpoint of another model is
 :class:`mmaff.engine.hooks.CheckpointFitHook`.
@@ -36,10 +40,20 @@ from .official import (
     infer_arch,
     unwrap_state_dict,
 )
+from .pretrained import (
+    ARCH_NAMES,
+    DEFAULT_WEIGHTS,
+    OFFICIAL_README,
+    download_checkpoint,
+    fetch_checkpoint,
+    load_pretrained_backbone,
+)
 from .reading import check_checkpoint_file, describe_failure, read_checkpoint
 from .resume import find_resumable_checkpoint
 
 __all__ = [
+    'ARCH_NAMES', 'DEFAULT_WEIGHTS', 'OFFICIAL_README',
+    'download_checkpoint', 'fetch_checkpoint', 'load_pretrained_backbone',
     'CheckpointConversionError', 'CheckpointError', 'CheckpointMismatchError',
     'CheckpointNotFoundError', 'LOAD_HINT', 'RESUME_HINT',
     'UnsafeCheckpointError', 'check_checkpoint_file', 'check_model_fits',

@@ -8,7 +8,6 @@ import torch
 from mmengine.model import is_model_wrapper
 
 from .errors import CheckpointError, CheckpointMismatchError
-from .reading import read_checkpoint
 
 #: How many keys a mismatch message lists per kind before "...".
 NUM_EXAMPLES = 3
@@ -161,8 +160,9 @@ def _pretrained_inits(cfg) -> list[Mapping]:
 def check_pretrained_prefixes(model_cfg: Mapping) -> None:
     """Check each ``init_cfg=dict(type='Pretrained', checkpoint=FILE,
     prefix=P)`` of a model config whose checkpoint is a local file: it must
-    read, and hold weights under ``P``. mmengine would otherwise stop deep
-    in the run with ``AssertionError: P is not in the pretrained model``.
+    read, and hold weights under ``P`` (an official AFFNet file, converted
+    on load, always has a backbone). mmengine would otherwise stop deep in
+    the run with ``AssertionError: P is not in the pretrained model``.
 
     Args:
         model_cfg (Mapping): The ``model`` entry of a config.
@@ -171,16 +171,9 @@ def check_pretrained_prefixes(model_cfg: Mapping) -> None:
         CheckpointError: If a file cannot be read or has nothing under its
             prefix (the message lists how its keys start).
     """
+    # pretrained.py builds on this module
+    from .pretrained import read_backbone_weights
     for init in _pretrained_inits(model_cfg):
         path, prefix = init.get('checkpoint'), init.get('prefix')
-        if not path or not prefix or '://' in str(path):
-            continue
-        state_dict = _state_dict(read_checkpoint(path), path)
-        prefix = _dotted(prefix)
-        if not any(str(key).startswith(prefix) for key in state_dict):
-            starts = sorted({str(key).split('.', 1)[0] + '.'
-                             for key in state_dict})
-            raise CheckpointError(
-                path, f"has no weights under init_cfg's prefix '{prefix}' "
-                f'(its keys start with {examples(starts)}); use one of '
-                'those, or no prefix for weights of the module alone')
+        if path and prefix and '://' not in str(path):
+            read_backbone_weights(path, prefix)

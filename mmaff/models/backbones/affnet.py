@@ -13,6 +13,11 @@ from ..layers import AFFBlock, InvertedResidual
 from ..layers.dft import check_dft_mode
 from ..layers.frequency_filter import check_nchw
 
+DEFAULT_INIT_CFG = [
+    dict(type='Kaiming', layer=['Conv2d']),
+    dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
+]
+
 
 @MODELS.register_module()
 class AFFNet(BaseModule):
@@ -71,9 +76,13 @@ class AFFNet(BaseModule):
             format, which every layer keeps (oneDNN's convolutions are faster
             on it, in training too); values, shapes and checkpoints are those
             of the contiguous run. Defaults to True.
-        init_cfg (dict | list[dict], optional): Initialization config; use
-            ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``
-            to load the backbone of a classifier checkpoint.
+        init_cfg (dict | list[dict], optional): Initialization config.
+            ``dict(type='Pretrained', checkpoint=FILE_OR_URL,
+            prefix='backbone.')`` loads ImageNet weights: an official file
+            as published, a converted one or a runner checkpoint, checked
+            against the arch (:func:`mmaff.checkpoint.
+            load_pretrained_backbone`); ``checkpoint=None`` there keeps the
+            default initialisation.
     """
 
     # Stage columns:
@@ -132,13 +141,8 @@ class AFFNet(BaseModule):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  channels_last: bool = True,
-                 init_cfg: dict | list[dict] | None = [
-                     dict(type='Kaiming', layer=['Conv2d']),
-                     dict(
-                         type='Constant',
-                         val=1,
-                         layer=['_BatchNorm', 'GroupNorm'])
-                 ]) -> None:
+                 init_cfg: dict | list[dict] | None = DEFAULT_INIT_CFG
+                 ) -> None:
         super().__init__(init_cfg=init_cfg)
         arch = self._parse_arch(arch)
         self.num_stages = len(arch['stages'])
@@ -346,6 +350,27 @@ class AFFNet(BaseModule):
             module.eval()
             for param in module.parameters():
                 param.requires_grad = False
+
+    def init_weights(self) -> None:
+        init_cfg = self.init_cfg
+        cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg]
+        pretrained = [c for c in cfgs if c and c.get('type') == 'Pretrained']
+        if not pretrained:
+            return super().init_weights()
+        # Official files need converting and every file is checked against
+        # the arch, which mmengine's PretrainedInit does not do.
+        self.init_cfg = [c for c in cfgs if c not in pretrained] or \
+            DEFAULT_INIT_CFG
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = init_cfg
+        if pretrained[-1].get('checkpoint') is not None:
+            from mmaff.checkpoint.pretrained import load_pretrained_backbone
+            load_pretrained_backbone(
+                self, pretrained[-1]['checkpoint'],
+                pretrained[-1].get('prefix'),
+                pretrained[-1].get('map_location', 'cpu'))
 
     def train(self, mode: bool = True) -> 'AFFNet':
         super().train(mode)
