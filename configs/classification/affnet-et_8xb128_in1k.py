@@ -13,7 +13,14 @@ custom_imports = dict(imports=['mmaff'], allow_failed_imports=False)
 model = dict(
     type='ImageClassifier',
     # default out_indices=-1: the final 1x1 expansion conv, 4 * 144 = 576
-    backbone=dict(type='mmaff.AFFNet', arch='et'),
+    backbone=dict(
+        type='mmaff.AFFNet',
+        arch='et',
+        # trained from scratch, as the paper's ImageNet models; to start from
+        # weights (e.g. fine-tuning on another data set):
+        # --cfg-options model.backbone.init_cfg.checkpoint=FILE_OR_URL
+        init_cfg=dict(type='Pretrained', checkpoint=None,
+                      prefix='backbone.')),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='mmaff.DropoutLinearClsHead',

@@ -8,7 +8,11 @@ metainfo = dict(
     palette=[(220, 40, 40), (40, 200, 40), (40, 60, 220), (230, 200, 30)])
 image_size = (320, 320)
 
-model = dict(bbox_head=dict(num_classes=4))
+# trained from scratch on the toy set
+checkpoint = None
+model = dict(
+    backbone=dict(init_cfg=dict(checkpoint=checkpoint)),
+    bbox_head=dict(num_classes=4))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -1,9 +1,11 @@
 # SSDLite with an AFFNet backbone on COCO, 320x320 (see the -et config).
 _base_ = './ssdlite_affnet-et_8xb24-600e_coco.py'
 
+# its own variant's ImageNet weights (see the -et config)
+checkpoint = 'checkpoints/affnet_in1k.pt'
 stage_channels = (256, 320)
 model = dict(
-    backbone=dict(arch='base'),
+    backbone=dict(arch='base', init_cfg=dict(checkpoint=checkpoint)),
     neck=dict(
         in_channels=stage_channels,
         out_channels=stage_channels + (512, 256, 256, 128)),

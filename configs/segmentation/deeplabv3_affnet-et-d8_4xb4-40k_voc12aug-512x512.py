@@ -9,4 +9,21 @@ _base_ = [
     'mmseg::_base_/schedules/schedule_40k.py'
 ]
 
-model = dict(decode_head=dict(num_classes=21))
+# ImageNet weights of this variant, as the paper's detectors and segmentors
+# start: the official file as published, saved here (no conversion needed;
+# download links in the README of microsoft/TokenMixers), or a converted
+# file, a classifier's runner checkpoint or a URL:
+#   --cfg-options model.backbone.init_cfg.checkpoint=FILE_OR_URL
+# (=None trains from scratch). Another variant's weights stop with an error.
+checkpoint = 'checkpoints/affnet-et_in1k.pt'
+# Fine-tuning knobs (the paper's det/seg recipes are not published; these
+# configs train every stage at one learning rate, as mmdet's and mmseg's
+# MobileNetV2 configs do):
+# - freeze the stem and the first N stages: model.backbone.frozen_stages=N
+# - keep the backbone's BN statistics: model.backbone.norm_eval=True
+# - a smaller backbone learning rate:
+#   optim_wrapper = dict(paramwise_cfg=dict(
+#       custom_keys={'backbone': dict(lr_mult=0.1)}))
+model = dict(
+    backbone=dict(init_cfg=dict(checkpoint=checkpoint)),
+    decode_head=dict(num_classes=21))

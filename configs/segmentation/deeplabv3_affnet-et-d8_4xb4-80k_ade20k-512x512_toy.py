@@ -27,8 +27,11 @@ crop_size = (128, 128)
 scale = (512, 128)  # short side 128 at ratio 1 (images are 128 high)
 
 data_preprocessor = dict(size=crop_size)
+# trained from scratch on the toy set
+checkpoint = None
 model = dict(
     data_preprocessor=data_preprocessor,
+    backbone=dict(init_cfg=dict(checkpoint=checkpoint)),
     decode_head=dict(num_classes=num_classes))
 
 train_pipeline = [

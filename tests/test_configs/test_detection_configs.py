@@ -89,7 +89,10 @@ def test_pretrained_variable_feeds_backbone_init(tmp_path):
     cfg = pretrained_child(tmp_path, f'{ROOT}/configs/detection/{name}')
     assert cfg.model.backbone.init_cfg.checkpoint == 'x.pth'
     assert cfg.model.backbone.arch == 't'
-    assert load_config('detection', name).model.backbone.init_cfg is None
+    assert load_config('detection', name).model.backbone.init_cfg == dict(
+        type='Pretrained',
+        checkpoint='checkpoints/affnet-t_in1k.pt',
+        prefix='backbone.')
 
 
 # ---------------------------------------------------------------------------

@@ -75,7 +75,8 @@ def test_config_builds_with_official_head_layout(name):
     assert model_cfg.backbone.type == 'mmaff.AFFNet'
     assert model_cfg.backbone.out_indices == (4, )
     assert model_cfg.backbone.output_stride == 8
-    assert model_cfg.backbone.init_cfg is None
+    # the checkpoint each config names: test_pretrained_configs.py
+    assert model_cfg.backbone.init_cfg.type == 'Pretrained'
     preprocessor = model_cfg.data_preprocessor
     assert preprocessor.mean == [0., 0., 0.]
     assert preprocessor.std == [255., 255., 255.]

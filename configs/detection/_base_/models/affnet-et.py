@@ -4,12 +4,5 @@
 custom_imports = dict(imports=['mmaff'], allow_failed_imports=False)
 
 arch = 'et'
-# Converted ImageNet AFFNet weights (tools/model_converters/
-# affnet_official_to_mmaff.py); None trains from scratch.
-pretrained = None
-affnet_backbone = dict(
-    type='mmaff.AFFNet',
-    arch=arch,
-    init_cfg=dict(
-        type='Pretrained', checkpoint=pretrained, prefix='backbone.')
-    if pretrained else None)
+# The ImageNet weights come from each detector config (its `checkpoint`).
+affnet_backbone = dict(type='mmaff.AFFNet', arch=arch)

@@ -10,9 +10,6 @@ custom_imports = dict(imports=['mmaff'], allow_failed_imports=False)
 arch = 'et'
 stage_channels = 144  # out_indices 4 of AFFNet-ET
 norm_cfg = dict(type='SyncBN', requires_grad=True)
-# Converted ImageNet AFFNet weights (tools/model_converters/
-# affnet_official_to_mmaff.py); None trains from scratch.
-pretrained = None
 
 # Official AFFNet weights take RGB in [0, 1]. Batches are padded to the
 # 512x512 crops of mmseg's ADE20K and VOC pipelines (the toy configs set
@@ -32,9 +29,8 @@ model = dict(
         out_indices=(4, ),
         output_stride=8,
         norm_cfg=norm_cfg,
-        init_cfg=dict(
-            type='Pretrained', checkpoint=pretrained, prefix='backbone.')
-        if pretrained else None),
+        # the segmentor configs set the checkpoint (None: from scratch)
+        init_cfg=dict(type='Pretrained', checkpoint=None, prefix='backbone.')),
     decode_head=dict(
         type='mmaff.AFFNetASPPHead',  # 1x1 fusion, as the official head
         in_channels=stage_channels,
