@@ -185,3 +185,55 @@ def test_train_with_another_variants_file_is_one_error_line(
         "but the backbone is AFFNet-ET (arch='et'): use AFFNet-ET's weights, "
         "or set model.backbone.arch='t'"
     ], result.stderr[-2000:]
+
+
+@pytest.mark.parametrize('path', [
+    'configs/segmentation/deeplabv3_affnet-et-d8_4xb4-80k_ade20k-512x512_toy.py',
+    'configs/detection/ssdlite_affnet-et_8xb24-600e_coco_toy.py',
+])
+def test_fine_tuning_from_a_classifier_loads_only_the_backbone(
+        path, trained_cls):
+    """The pretrain -> fine-tune path (tools/benchmarks/pretrain_finetune.py):
+    after init_weights the backbone holds the classifier checkpoint's
+    weights and everything else is what the same seed gives without it."""
+    from helpers import build_model
+
+    def built(checkpoint) -> torch.nn.Module:
+        cfg = Config.fromfile(osp.join(ROOT, path))
+        cfg.merge_from_dict({OPTION: checkpoint})
+        torch.manual_seed(0)
+        model = build_model(cfg)
+        model.init_weights()
+        return model
+
+    scratch, tuned = built(None), built(trained_cls)
+    saved = torch.load(trained_cls, weights_only=False)['state_dict']
+    backbone = tuned.backbone.state_dict()
+    for key, value in backbone.items():
+        assert torch.equal(value, saved[f'backbone.{key}']), key
+    assert any(not torch.equal(value, scratch.backbone.state_dict()[key])
+               for key, value in backbone.items())
+    rest = {k: v for k, v in tuned.state_dict().items()
+            if not k.startswith('backbone.')}
+    assert len(rest) > 10
+    for key, value in scratch.state_dict().items():
+        if not key.startswith('backbone.'):
+            assert torch.equal(rest[key], value), key
+
+
+def test_pretrain_finetune_benchmark_reads_the_last_validation(tmp_path):
+    from helpers import import_file
+    bench = import_file(f'{ROOT}/tools/benchmarks/pretrain_finetune.py')
+    run = tmp_path / 'seg' / '20261205_000000' / 'vis_data'
+    run.mkdir(parents=True)
+    (run / 'scalars.json').write_text(
+        '{"loss": 1.0, "step": 1}\n{"mIoU": 12.5, "step": 100}\n'
+        '{"loss": 0.5, "step": 150}\n{"mIoU": 30.25, "step": 200}\n')
+    assert bench.last_metric(str(tmp_path / 'seg'), 'mIoU') == 30.25
+    with pytest.raises(SystemExit, match="no 'coco/bbox_mAP' in the logs"):
+        bench.last_metric(str(tmp_path / 'seg'), 'coco/bbox_mAP')
+    options = bench.data_options('det', '/data/coco/')
+    assert options['train_dataloader.dataset.dataset.data_root'] == \
+        '/data/coco/'
+    assert options['val_evaluator.ann_file'] == \
+        '/data/coco/annotations/instances_val.json'
