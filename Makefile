@@ -9,6 +9,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 
 .PHONY: setup demo test lint clean-venv
+.PHONY: executorch-env
 
 setup: $(STAMP)
 
@@ -27,3 +28,22 @@ lint: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The separate ExecuTorch venv of tools/deployment/export_executorch.py
+# (docs/deployment_executorch.md): executorch 1.5.1 beside the pinned torch,
+# the set-up's mmcv wheel (built for that torch by `make setup`), and mmaff
+# from this checkout through a .pth file (no second editable install).
+ET_VENV ?= .venv-executorch
+executorch-env: | $(STAMP)
+	test -x $(ET_VENV)/bin/python || $(PYTHON) -m venv $(ET_VENV)
+	$(ET_VENV)/bin/python -m pip install -q -c requirements/torch.txt -r requirements/executorch.txt $(firstword $(wildcard $(HOME)/.cache/mmaff/wheels/torch-2.14.1-*/mmcv-2.1.0-*.whl))
+	$(ET_VENV)/bin/python -c "import sysconfig; print('$(CURDIR)', file=open(sysconfig.get_paths()['purelib'] + '/mmaff-checkout.pth', 'w'))"
+	$(ET_VENV)/bin/python -c "import executorch.exir, executorch.runtime, mmcv.ops, mmdet.models, mmpretrain.models, mmaff; print('executorch-env ok: torch', __import__('torch').__version__)"
+
+# The offline kit for a GPU machine without internet (docs/offline_kit.md):
+# make kit KIT_PYTHON=3.12 [KIT_OUT=kit]
+KIT_PYTHON ?= 3.12
+KIT_OUT    ?= kit
+.PHONY: kit
+kit: $(STAMP)
+	PYTHON=$(PYTHON) bash tools/offline_kit.sh --python $(KIT_PYTHON) --out $(KIT_OUT)

@@ -364,8 +364,9 @@ def build(args: argparse.Namespace) -> int:
         work = Path(tmp)
         mmcv = mmcv_source(python, cache, out, work)
         build_tools = requirement_lines('build.txt')
-        roots = (requirement_lines('mminstall.txt', 'runtime.txt') +
-                 mmcv.pop('requires') + build_tools + ['pycocotools'])
+        roots = list(dict.fromkeys(
+            requirement_lines('mminstall.txt', 'runtime.txt') +
+            mmcv.pop('requires') + build_tools + ['pycocotools']))
         base = base_closure()
         keep = {canonicalize_name(Requirement(r).name) for r in build_tools}
         say('resolving ' + ', '.join(sorted(
@@ -403,7 +404,7 @@ def build(args: argparse.Namespace) -> int:
     script.chmod(0o755)
     entries.append(dict(name=script.name, version='', role='script',
                         path=script.name))
-    entries.sort(key=lambda e: (e['role'] != 'wheel', e['path']))
+    entries.sort(key=lambda e: (not e['role'].startswith('wheel'), e['path']))
     meta = dict(
         python=args.python, platform=args.platform,
         mmcv=MMCV_VERSION, built=time.strftime('%Y-%m-%d %H:%M:%S'),
