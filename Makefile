@@ -35,6 +35,7 @@ clean-venv:
 # from this checkout through a .pth file (no second editable install).
 ET_VENV ?= .venv-executorch
 executorch-env: | $(STAMP)
+	@test -n "$(wildcard $(HOME)/.cache/mmaff/wheels/torch-2.14.1-*/mmcv-2.1.0-*.whl)" || { echo "error: no mmcv 2.1.0 wheel for torch 2.14.1 under ~/.cache/mmaff/wheels (make setup builds it)" >&2; exit 1; }
 	test -x $(ET_VENV)/bin/python || $(PYTHON) -m venv $(ET_VENV)
 	$(ET_VENV)/bin/python -m pip install -q -c requirements/torch.txt -r requirements/executorch.txt $(firstword $(wildcard $(HOME)/.cache/mmaff/wheels/torch-2.14.1-*/mmcv-2.1.0-*.whl))
 	$(ET_VENV)/bin/python -c "import sysconfig; print('$(CURDIR)', file=open(sysconfig.get_paths()['purelib'] + '/mmaff-checkout.pth', 'w'))"
