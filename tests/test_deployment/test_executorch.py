@@ -71,6 +71,10 @@ def test_classifier_program_uses_matmul_dft_and_matches_eager(tool):
     ops = graph_ops(program)
     assert not any('fft' in op for op in ops), ops
     assert 'aten.matmul.default' in ops, ops
+    # softshrink traced as x - clamp(x) (XNNPACK runs it), only while
+    # exporting
+    assert 'aten.clamp.default' in ops and 'aten.sign.default' not in ops
+    assert torch.nn.functional.softshrink.__name__ == 'softshrink'
     inputs = torch.randn(1, 3, 64, 64)
     assert_close_to_eager(program, lambda x: reference(x, mode='tensor'),
                           inputs)
