@@ -12,8 +12,10 @@ switched to the ``matmul`` DFT mode first (real DFT matrices: XNNPACK has
 no FFT), the same switch and wrapper as the ONNX export
 (:func:`mmaff.deployment.export.exportable`); AFFNet's channels-last input
 is switched off (ExecuTorch's portable GroupNorm needs the default dim
-order). The path: ``torch.export.export`` -> constants folded (the DFT
-matrices) -> ``executorch.exir.to_edge_transform_and_lower`` with the
+order) and the filters' softshrink traced as ``x - clamp(x)`` (same values,
+as in their ONNX export; XNNPACK runs it). The path:
+``torch.export.export`` -> constants folded (the DFT matrices) ->
+``executorch.exir.to_edge_transform_and_lower`` with the
 ``XnnpackPartitioner`` -> ``to_executorch`` -> ``.pte`` file.
 
 ``--check`` runs the ``.pte`` in ExecuTorch's Python runtime on a random
