@@ -15,14 +15,14 @@ checkpoint=FILE_OR_URL, prefix='backbone.')`` does on an
 Every file is checked before anything is loaded: another AFFNet variant's
 weights stop with one line naming both, missing or mis-shaped weights with
 one line counting them. A local path is read with ``weights_only=True`` (the
-globals mmengine writes into runner checkpoints are allowed for that read
-only). An ``http(s)://`` checkpoint is downloaded once into torch.hub's cache
-(``<torch hub dir>/checkpoints/<file name>``, where mmengine's loader keeps
-it too) and read the same way; a download is checked before it is kept, so a
-broken one (cut short, an HTML page, a wrong hash in a ``name-<sha256
-prefix>.pth`` name) gives one line and leaves nothing in the cache. Other
-schemes (``s3://``, ``open-mmlab://``, ...) go through mmengine's
-``CheckpointLoader``.
+globals mmengine writes into runner checkpoints are allowed by
+:mod:`mmaff.compat`, F2). An ``http(s)://`` checkpoint is downloaded once
+into torch.hub's cache (``<torch hub dir>/checkpoints/<file name>``, where
+mmengine's loader keeps it too) and read the same way; a download is
+checked before it is kept, so a broken one (cut short, an HTML page, a
+wrong hash in a ``name-<sha256 prefix>.pth`` name) gives one line and
+leaves nothing in the cache. Other schemes (``s3://``, ``open-mmlab://``,
+...) go through mmengine's ``CheckpointLoader``.
 """
 import hashlib
 import os
@@ -70,11 +70,11 @@ def _is_url(path) -> bool:
 
 
 def _read(path: str, map_location) -> dict:
-    """:func:`read_checkpoint` with the globals of mmengine's runner
-    checkpoints allowed for this read only."""
-    from mmaff.compat import checkpoint_safe_globals
-    with torch.serialization.safe_globals(checkpoint_safe_globals()):
-        return read_checkpoint(path, map_location)
+    """:func:`read_checkpoint`: ``weights_only=True``, with the globals of
+    mmengine's runner checkpoints that :mod:`mmaff.compat` (F2) allows when
+    mmaff is imported. (torch's ``safe_globals`` context manager would drop
+    that allow-list on exit.)"""
+    return read_checkpoint(path, map_location)
 
 
 def _download(url: str, dst: str) -> str:

@@ -89,8 +89,11 @@ def test_converted_file(tmp_path):
 
 def test_runner_checkpoint_of_a_classifier(trained_cls):
     """A runner checkpoint holds the message hub and optimizer state too:
-    it reads with weights_only=True without any global allow-list set."""
+    it reads with weights_only=True (mmaff's F2 allow-list), which stays
+    as it was."""
+    before = torch.serialization.get_safe_globals()
     model = pretrained(trained_cls)
+    assert torch.serialization.get_safe_globals() == before
     saved = torch.load(trained_cls, weights_only=False)['state_dict']
     for key, value in model.state_dict().items():
         assert torch.equal(value, saved[f'backbone.{key}']), key
