@@ -4,33 +4,27 @@ ExecuTorch itself lives in its own venv (``make executorch-env``, see
 docs/deployment_executorch.md), which ``make test`` does not make: in the
 main venv these tests check what the ExecuTorch path lowers, the
 ``torch.export`` program with the matmul DFT, against eager PyTorch, and the
-tool's argument errors. Run in that venv
-(``.venv-executorch/bin/python -m pytest tests/test_deployment/
-test_executorch.py``) they also lower a toy classifier to XNNPACK and check
-ExecuTorch's runtime against PyTorch.
+tool's argument errors. The lowering to XNNPACK and ExecuTorch's runtime
+are checked by the tool itself in that venv (``--check``, see
+docs/deployment_executorch.md), not here.
 """
 import copy
-import importlib.util
 import os.path as osp
-import re
 
 import pytest
 import torch
 from helpers import (
     ROOT,
     build_classifier,
-    classifier_config,
     import_file,
     load_config,
     run_python,
-    success_log,
 )
 
 from mmaff.models.layers import AdaptiveFrequencyFilter
 
 TOOL = osp.join(ROOT, 'tools', 'deployment', 'export_executorch.py')
 CONFIG = 'configs/classification/affnet-et_8xb128_in1k.py'
-HAS_EXECUTORCH = importlib.util.find_spec('executorch') is not None
 
 
 @pytest.fixture(scope='module')
@@ -110,26 +104,14 @@ def test_bad_arguments_give_one_error_line(args, message):
         result.stderr
 
 
-@pytest.mark.skipif(HAS_EXECUTORCH, reason='executorch is installed here')
 def test_without_executorch_says_how_to_get_it():
-    result = run_python(TOOL, CONFIG)
+    """The main venv has no executorch (it lives in .venv-executorch, see
+    docs/deployment_executorch.md); hidden here in case it is installed."""
+    hide = ("import runpy, sys; sys.modules['executorch'] = None; "
+            f"sys.argv = [{TOOL!r}, {CONFIG!r}]; "
+            f"runpy.run_path({TOOL!r}, run_name='__main__')")
+    result = run_python('-c', hide)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and 'make executorch-env' in lines[0], \
         result.stderr
-
-
-@pytest.mark.skipif(not HAS_EXECUTORCH,
-                    reason='executorch lives in .venv-executorch')
-def test_executorch_runtime_matches_pytorch(tmp_path):
-    config = tmp_path / 'affnet-et_toy.py'
-    config.write_text(classifier_config('et', num_classes=4))
-    out = tmp_path / 'toy.pte'
-    log = success_log(run_python(TOOL, str(config), '--shape', '64',
-                                 '--out', str(out), '--check', '--time', '3',
-                                 '--threads', '1'))
-    assert out.is_file()
-    assert '9 AFF filter(s) in matmul DFT mode' in log
-    assert re.search(r'check: ExecuTorch vs PyTorch: max abs diff \S+ over 1 '
-                     r'output\(s\).*: ok', log), log
-    assert re.search(r'time: .*toy\.pte: median [0-9.]+ ms over 3 runs', log)
