@@ -66,7 +66,10 @@ def dft_matrices(form: str, h: int, w: int, dtype: torch.dtype,
     compiler traces the build instead, to fold it into constants."""
     if torch.compiler.is_compiling():
         return build_dft_matrices.__wrapped__(form, h, w, dtype, device)
-    return build_dft_matrices(form, h, w, dtype, device)
+    # Cached matrices built under inference_mode would be inference tensors,
+    # which a later training step cannot save for backward.
+    with torch.inference_mode(False):
+        return build_dft_matrices(form, h, w, dtype, device)
 
 
 @lru_cache(maxsize=DFT_CACHE_SIZE)

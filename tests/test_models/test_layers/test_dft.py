@@ -75,3 +75,22 @@ def test_matrix_cache_is_bounded_and_shared():
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="dft_mode 'cuFFT'.*'fft', 'matmul'"):
         dft.check_dft_mode('cuFFT')
+
+
+@pytest.mark.parametrize('mode,hw', [('fft', (7, 9)), ('matmul', (7, 9)),
+                                     ('matmul', (12, 12))])
+def test_matrices_built_in_inference_mode_serve_training(mode, hw):
+    """Inference first (e.g. an Inferencer), then training in the same
+    process: the cached matrices must not be inference tensors."""
+    from mmaff.models.layers import AdaptiveFrequencyFilter
+    build_dft_matrices.cache_clear()
+    filt = AdaptiveFrequencyFilter(16, num_groups=4, dft_mode=mode)
+    x = torch.randn(2, 16, *hw)
+    with torch.inference_mode():
+        expected = filt(x)
+    filt.train()
+    x.requires_grad_(True)
+    out = filt(x)
+    out.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    torch.testing.assert_close(out.detach(), expected)
