@@ -10,6 +10,7 @@ from helpers import ROOT, build_classifier, run_python
 from official_reference import (
     OFFICIAL_KEY_FILES,
     OfficialAffNet,
+    official_state_dict,
     read_official_keys,
 )
 
@@ -23,22 +24,6 @@ KEYS_DIR = osp.join(ROOT, 'tests', 'data', 'official_keys')
 CONVERTER = osp.join(ROOT, 'tools', 'model_converters',
                      'affnet_official_to_mmaff.py')
 ARCHS = ['et', 't', 'base']
-
-
-def official_state_dict(arch: str) -> dict[str, torch.Tensor]:
-    """A randomised official-layout state dict built from the key listing
-    alone: every tensor holds distinct values."""
-    keys = read_official_keys(osp.join(KEYS_DIR, OFFICIAL_KEY_FILES[arch]))
-    gen = torch.Generator().manual_seed(0)
-    state = {}
-    for key, (shape, dtype) in keys.items():
-        if dtype == 'int64':
-            state[key] = torch.randint(0, 1000, shape, generator=gen)
-        elif key.endswith('running_var'):
-            state[key] = torch.rand(shape, generator=gen) + 0.5
-        else:
-            state[key] = torch.randn(shape, generator=gen) * 0.1
-    return state
 
 
 @pytest.mark.parametrize('arch', ARCHS)
