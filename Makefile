@@ -3,7 +3,9 @@
 VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.mmaff-installed
-DEPS   := tools/install_env.sh setup.py $(wildcard requirements/*.txt)
+# requirements/executorch.txt is the separate ExecuTorch venv's, not the set-up's
+DEPS   := tools/install_env.sh setup.py \
+          $(filter-out requirements/executorch.txt,$(wildcard requirements/*.txt))
 PYTEST_ARGS ?=
 # Test processes (pytest-xdist); each takes whole test files.
 TEST_WORKERS ?= 2
