@@ -69,14 +69,6 @@ def _is_url(path) -> bool:
     return str(path).startswith(('http://', 'https://'))
 
 
-def _read(path: str, map_location) -> dict:
-    """:func:`read_checkpoint`: ``weights_only=True``, with the globals of
-    mmengine's runner checkpoints that :mod:`mmaff.compat` (F2) allows when
-    mmaff is imported. (torch's ``safe_globals`` context manager would drop
-    that allow-list on exit.)"""
-    return read_checkpoint(path, map_location)
-
-
 def _download(url: str, dst: str) -> str:
     """Write ``url`` to ``dst``; return its sha256. Raises
     :class:`CheckpointError` naming the URL when the server refuses or the
@@ -140,7 +132,7 @@ def download_checkpoint(url: str, map_location='cpu') -> tuple[dict, str]:
         raise failure
     if not osp.exists(cached):
         raise CheckpointError(url, 'cannot be downloaded: rank 0 failed')
-    return _read(cached, map_location), cached
+    return read_checkpoint(cached, map_location), cached
 
 
 def _fetch_into_cache(url: str, cached: str, map_location) -> None:
@@ -155,7 +147,7 @@ def _fetch_into_cache(url: str, cached: str, map_location) -> None:
                 url, f'download is broken: its sha256 starts with '
                 f'{sha256[:len(named[1])]}, its name says {named[1]}')
         try:
-            _read(tmp, map_location)
+            read_checkpoint(tmp, map_location)
         except CheckpointError as e:
             raise CheckpointError(
                 url, f'download is broken: it {e.problem}') from e
@@ -178,7 +170,7 @@ def fetch_checkpoint(filename: str, map_location='cpu') -> dict:
     if '://' in filename:
         from mmengine.runner.checkpoint import CheckpointLoader
         return CheckpointLoader.load_checkpoint(filename, map_location)
-    return _read(filename, map_location)
+    return read_checkpoint(filename, map_location)
 
 
 def _missing_hint(path: str) -> str:

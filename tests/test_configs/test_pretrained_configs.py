@@ -6,7 +6,7 @@ import os.path as osp
 
 import pytest
 import torch
-from helpers import ROOT, run_tool, success_log
+from helpers import ROOT, build_model, run_tool, success_log
 from mmengine import Config
 from mmengine.config import DictAction
 from official_reference import official_state_dict
@@ -126,18 +126,8 @@ def test_fine_tuning_knobs_in_the_comments_work(path):
             }
         },
     })
-    backbone_cfg = cfg.model.backbone
-    cfg.model.backbone = dict(backbone_cfg, norm_cfg=dict(type='BN'))
-    scope = 'mmdet' if 'detection' in path else 'mmseg'
-    from mmengine.registry import DefaultScope
-    with DefaultScope.overwrite_default_scope(scope):
-        import importlib
-        registry = importlib.import_module(f'{scope}.registry').MODELS
-        importlib.import_module(f'{scope}.models')
-        cfg.model.pop('data_preprocessor', None)
-        model = registry.build(cfg.model)
-        optim = build_optim_wrapper(model, cfg.optim_wrapper)
-    model.train()
+    model = build_model(cfg)
+    optim = build_optim_wrapper(model, cfg.optim_wrapper)
     assert not any(p.requires_grad for p in model.backbone.stem.parameters())
     assert not any(p.requires_grad
                    for p in model.backbone.layers[0].parameters())
@@ -196,8 +186,6 @@ def test_fine_tuning_from_a_classifier_loads_only_the_backbone(
     """The pretrain -> fine-tune path (tools/benchmarks/pretrain_finetune.py):
     after init_weights the backbone holds the classifier checkpoint's
     weights and everything else is what the same seed gives without it."""
-    from helpers import build_model
-
     def built(checkpoint) -> torch.nn.Module:
         cfg = Config.fromfile(osp.join(ROOT, path))
         cfg.merge_from_dict({OPTION: checkpoint})

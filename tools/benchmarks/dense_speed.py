@@ -45,7 +45,7 @@ from speed import (  # noqa: E402
     Report,
     fmt_table,
     inference_call,
-    synthetic_batch,
+    model_train_step,
     verdict,
 )
 
@@ -105,13 +105,7 @@ def build(cfg) -> torch.nn.Module:
     return revert_sync_batchnorm(build_model_from_config(cfg))
 
 
-def end_to_end_inputs(task: str, batch: int) -> torch.Tensor:
-    size = TASKS[task]
-    return torch.randn(batch, 3, size, size)
-
-
-def inference_fns(args, task: str, batch: int, models: dict,
-                  report: Report) -> dict:
+def inference_fns(args, task: str, batch: int, models: dict) -> dict:
     """``'name|form'`` to a call of the end-to-end model in that form."""
     import numpy as np
 
@@ -120,7 +114,7 @@ def inference_fns(args, task: str, batch: int, models: dict,
     onnx_dir = osp.join(args.out_dir, 'onnx')
     os.makedirs(onnx_dir, exist_ok=True)
     size = TASKS[task]
-    x = end_to_end_inputs(task, batch)
+    x = torch.randn(batch, 3, size, size)
     fns = {}
     for name, model in models.items():
         prepared = prepare_for_inference(model)
@@ -141,20 +135,6 @@ def inference_fns(args, task: str, batch: int, models: dict,
             fns[f'{name}|{runtime}'] = (
                 lambda session=session, feed=feed: session(feed))
     return fns
-
-
-def train_fn(task: str, model: torch.nn.Module) -> callable:
-    model.train()
-    size, batch = TASKS[task], TRAIN_BATCH[task]
-    if getattr(model.data_preprocessor, 'size', None) is not None:
-        model.data_preprocessor.size = (size, size)
-    head = model.bbox_head if task == 'detection' else model.decode_head
-    data = synthetic_batch(task, batch, size, head.num_classes,
-                           torch.Generator().manual_seed(0))
-    from mmengine.optim import OptimWrapper
-    wrapper = OptimWrapper(
-        optimizer=torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9))
-    return lambda: model.train_step(data, wrapper)
 
 
 def ratio_rows(times: dict, targets: list, task: str, columns: list,
@@ -188,7 +168,7 @@ def main(argv=None) -> None:
         size = TASKS[task]
         columns = ['eager'] + list(args.runtimes)
         for batch in args.batches:
-            fns = inference_fns(args, task, batch, models, report)
+            fns = inference_fns(args, task, batch, models)
             samples = time_interleaved(fns, args.rounds)
             report.results[f'{task}_b{batch}'] = samples
             times = {key: median(values) for key, values in samples.items()}
@@ -204,7 +184,8 @@ def main(argv=None) -> None:
                            'runtime)\n\n' + fmt_table(
                                ['pair', 'batch', 'target'] + columns, rows))
         if args.train:
-            fns = {name: train_fn(task, build(cfg))
+            fns = {name: model_train_step(build(cfg), task, size,
+                                          TRAIN_BATCH[task])
                    for name, cfg in configs.items()}
             samples = time_interleaved(fns, args.train_rounds, warmup=2)
             report.results[f'{task}_train'] = samples

@@ -500,8 +500,17 @@ def synthetic_batch(task: str, batch: int, size: int, num_classes: int,
 
 def train_step_fn(path: str, task: str, size: int, batch: int,
                   args) -> Callable:
+    return model_train_step(build_model(path).to(args.device), task, size,
+                            batch, args.amp)
+
+
+def model_train_step(model: nn.Module, task: str, size: int, batch: int,
+                     amp: str | None = None) -> Callable:
+    """One training step (data preprocessor, forward, loss, backward, SGD)
+    of a built detector or segmentor on a synthetic batch, as a function
+    without arguments."""
     from mmengine.optim import AmpOptimWrapper, OptimWrapper
-    model = build_model(path).to(args.device).train()
+    model.train()
     if getattr(model.data_preprocessor, 'size', None) is not None:
         # mmseg pads every batch to the config's crop size: pad to the size
         # measured instead (the same at the default sizes)
@@ -510,10 +519,10 @@ def train_step_fn(path: str, task: str, size: int, batch: int,
     head = model.bbox_head if task == 'detection' else model.decode_head
     data = synthetic_batch(task, batch, size, head.num_classes, generator)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-    if args.amp:
+    if amp:
         wrapper = AmpOptimWrapper(
             optimizer=optimizer,
-            dtype={'bf16': 'bfloat16', 'fp16': 'float16'}[args.amp])
+            dtype={'bf16': 'bfloat16', 'fp16': 'float16'}[amp])
     else:
         wrapper = OptimWrapper(optimizer=optimizer)
 
