@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .label_map import LABEL_MAP_FORMS, label_map
 from .nms import nms_keep_mask, offset_by_class
 
 #: Output names of the exported graphs, per task.
@@ -41,6 +42,29 @@ def task_of(model: nn.Module) -> str:
     raise ValueError(f'{type(model).__name__} is neither a detector (no '
                      'bbox_head), a segmentor (no decode_head) nor a '
                      'classifier (no head)')
+
+
+def decode_boxes(coder, priors: torch.Tensor, deltas: torch.Tensor,
+                 max_shape: tuple[int, int]) -> torch.Tensor:
+    """``coder.decode`` of one flat list of boxes, as a tensor.
+
+    mmdet's ``DeltaXYWHBBoxCoder.decode`` switches to its ONNX-only batched
+    path whenever ``torch.onnx.is_in_onnx_export()``, and that path imports
+    a module mmdet 3 no longer has: the dynamo exporter's first (non-strict)
+    capture then fails and its strict fallback traces the model with the
+    export flag off, losing every export-only form of the model. Its
+    single-image function computes the same boxes without the switch.
+    """
+    from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
+    if type(coder) is DeltaXYWHBBoxCoder:
+        from mmdet.models.task_modules.coders.delta_xywh_bbox_coder import (
+            delta2bbox,
+        )
+        return delta2bbox(priors, deltas, coder.means, coder.stds, max_shape,
+                          16 / 1000, coder.clip_border, coder.add_ctr_clamp,
+                          coder.ctr_clamp)
+    boxes = coder.decode(priors, deltas, max_shape=max_shape)
+    return getattr(boxes, 'tensor', boxes)
 
 
 class DetectorEndToEnd(nn.Module):
@@ -128,11 +152,9 @@ class DetectorEndToEnd(nn.Module):
             anchors = torch.div(pairs, num_classes, rounding_mode='floor')
             deltas = bbox_pred.permute(0, 2, 3, 1).reshape(n, -1, 4)
             deltas = deltas.gather(1, anchors.unsqueeze(-1).expand(-1, -1, 4))
-            # decoded as one flat list of boxes: mmdet's batched decoding
-            # is a deprecated ONNX-only path
-            boxes.append(head.bbox_coder.decode(
-                level_priors[anchors].reshape(-1, 4), deltas.reshape(-1, 4),
-                max_shape=(height, width)).reshape(n, -1, 4))
+            boxes.append(decode_boxes(
+                head.bbox_coder, level_priors[anchors].reshape(-1, 4),
+                deltas.reshape(-1, 4), (height, width)).reshape(n, -1, 4))
             scores.append(level_scores)
             labels.append(pairs - anchors * num_classes)
         boxes = torch.cat(boxes, dim=1)
@@ -166,18 +188,31 @@ class SegmentorEndToEnd(nn.Module):
 
     Args:
         model (nn.Module): An mmseg segmentor.
+        label_map_form (str, optional): Export the resize and arg-max in
+            this form of :mod:`mmaff.deployment.label_map` (the same labels,
+            faster in one runtime). Defaults to None: as PyTorch traces
+            them.
 
     Outputs of ``forward(images)``:
         - ``label_map``: (N, H, W) int64.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module,
+                 label_map_form: str | None = None) -> None:
         super().__init__()
         self.model = model
+        forms = set(LABEL_MAP_FORMS.values())
+        if label_map_form is not None and label_map_form not in forms:
+            raise ValueError(f'unknown label map form {label_map_form!r}; '
+                             f'choose from {sorted(forms)}')
+        self.label_map_form = label_map_form
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         head = self.model.decode_head
         logits = self.model(images, mode='tensor')
+        if logits.shape[1] > 1 and self.label_map_form is not None:
+            return label_map(logits, images, head.align_corners,
+                             self.label_map_form)
         logits = F.interpolate(logits, size=images.shape[-2:],
                                mode='bilinear',
                                align_corners=head.align_corners)
@@ -210,11 +245,17 @@ class ClassifierEndToEnd(nn.Module):
         return logits.softmax(dim=1)
 
 
-def end_to_end(model: nn.Module, **detector_kwargs) -> nn.Module:
+def end_to_end(model: nn.Module,
+               backend: str | None = None,
+               **detector_kwargs) -> nn.Module:
     """The end-to-end wrapper for ``model``'s task (see :func:`task_of`).
 
     Args:
         model (nn.Module): An mm detector, segmentor or classifier.
+        backend (str, optional): The runtime the wrapper is exported for,
+            which picks the faster of equivalent graphs (see
+            :data:`~mmaff.deployment.label_map.LABEL_MAP_FORMS`).
+            Defaults to None: the plain graph.
         **detector_kwargs: ``score_thr`` and ``max_det`` of
             :class:`DetectorEndToEnd`.
     """
@@ -222,5 +263,5 @@ def end_to_end(model: nn.Module, **detector_kwargs) -> nn.Module:
     if task == 'detection':
         return DetectorEndToEnd(model, **detector_kwargs)
     if task == 'segmentation':
-        return SegmentorEndToEnd(model)
+        return SegmentorEndToEnd(model, LABEL_MAP_FORMS.get(backend))
     return ClassifierEndToEnd(model)
