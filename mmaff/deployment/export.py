@@ -12,7 +12,8 @@ import torch.nn as nn
 from mmaff.models import set_dft_mode
 
 from .end_to_end import OUTPUT_NAMES, end_to_end, task_of
-from .nms import ONNX_TRANSLATIONS
+from .label_map import LABEL_MAP_TRANSLATIONS
+from .nms import NMS_TRANSLATIONS
 from .tensor_forward import TensorForward
 
 #: How each runtime runs the AFF filter fastest (measured with
@@ -20,6 +21,8 @@ from .tensor_forward import TensorForward
 #: docs/benchmarks.md): ONNX ``DFT`` is slow in both, the DFT as real
 #: matrix products is not.
 FASTEST_DFT_MODE = {'onnxruntime': 'matmul', 'openvino': 'matmul'}
+#: The ``custom_translation_table`` of the dynamo exporter: mmaff's ops.
+ONNX_TRANSLATIONS = {**NMS_TRANSLATIONS, **LABEL_MAP_TRANSLATIONS}
 #: What may vary in an export: the batch size, the input's H and W.
 DYNAMIC_AXES = ('batch', 'shape')
 #: The metadata keys export_onnx writes (as ``mmaff.<key>``).
@@ -63,13 +66,15 @@ def flatten_outputs(outputs) -> list[torch.Tensor]:
 
 
 def exportable(model: nn.Module, postprocess: bool = False,
-               backbone_only: bool = False, **detector_kwargs) -> nn.Module:
-    """The module to export: the end-to-end model (``postprocess``), the
-    backbone alone, or the raw head outputs."""
+               backbone_only: bool = False, backend: str | None = None,
+               **detector_kwargs) -> nn.Module:
+    """The module to export: the end-to-end model (``postprocess``, its
+    graph the faster one for ``backend`` where forms differ), the backbone
+    alone, or the raw head outputs."""
     if postprocess and backbone_only:
         raise ValueError('postprocess and backbone_only exclude each other')
     if postprocess:
-        return end_to_end(model, **detector_kwargs).eval()
+        return end_to_end(model, backend, **detector_kwargs).eval()
     return TensorForward(model, backbone_only).eval()
 
 
@@ -96,6 +101,7 @@ def export_onnx(model: nn.Module,
                 dft_mode: str | None = None,
                 opset: int = 18,
                 exporter: str = 'dynamo',
+                backend: str | None = None,
                 classes: list[str] | None = None,
                 score_thr: float | None = None,
                 max_det: int | None = None) -> tuple[nn.Module, torch.Tensor]:
@@ -120,6 +126,10 @@ def export_onnx(model: nn.Module,
         opset (int): ONNX opset. Defaults to 18.
         exporter (str): ``'dynamo'`` or ``'torchscript'`` (which cannot
             export FFTs, nor the NMS of ``postprocess``).
+        backend (str, optional): The runtime the file is for
+            (``'onnxruntime'`` or ``'openvino'``): where equivalent graphs
+            differ in speed, its faster one (dynamo exporter only).
+            Defaults to None: the plain graph, for any runtime.
         classes (list[str], optional): Class names, kept in the metadata.
         score_thr (float, optional): Detectors' score threshold.
         max_det (int, optional): Detectors' detections per image.
@@ -144,7 +154,9 @@ def export_onnx(model: nn.Module,
                          'detectors\' NMS; use the dynamo exporter')
     detector_kwargs = (dict(score_thr=score_thr, max_det=max_det)
                        if task == 'detection' else {})
-    module = exportable(model, postprocess, backbone_only, **detector_kwargs)
+    module = exportable(model, postprocess, backbone_only,
+                        backend if exporter == 'dynamo' else None,
+                        **detector_kwargs)
     # shaped like a normalised image (unit spread), which the returned input
     # is also checked on: a [0, 1) one is nearly flat after the stem, so a
     # detector scores neighbouring anchors alike and float rounding picks

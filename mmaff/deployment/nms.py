@@ -72,7 +72,7 @@ def _nms_keep_mask_onnx(boxes, scores, iou_threshold: float,
 
 
 #: The ``custom_translation_table`` entries for ``torch.onnx.export``.
-ONNX_TRANSLATIONS = {
+NMS_TRANSLATIONS = {
     torch.ops.mmaff.nms_keep_mask.default: _nms_keep_mask_onnx,
 }
 

@@ -22,6 +22,9 @@ reports success.
 ``--dft`` defaults to the mode that runs fastest in ``--backend``
 (``matmul``: real DFT matrices, no ``DFT`` op); ``fft`` keeps torch.fft
 as ONNX ``DFT`` (the dynamo exporter only), which dynamic H x W needs.
+A segmentor's ``--postprocess`` label map takes ``--backend``'s faster
+form too (channels-last resize and arg-max for onnxruntime, ``TopK`` for
+OpenVINO; the same labels, see ``mmaff.deployment.label_map``).
 """
 import argparse
 import os.path as osp
@@ -155,6 +158,7 @@ def main(argv=None) -> int:
             batch_size=args.batch_size, postprocess=args.postprocess,
             backbone_only=args.backbone_only, dynamic=tuple(args.dynamic),
             dft_mode=dft, opset=args.opset, exporter=args.exporter,
+            backend=args.backend,
             classes=classes, score_thr=args.score_thr, max_det=args.max_det)
     except (OSError, ValueError, CheckpointError) as e:
         print(f'error: {e}', file=sys.stderr)
