@@ -120,3 +120,35 @@ def test_dense_configs_name_every_compared_model():
             if 'MobileViT' in name:
                 assert backbone.output_stride == (
                     8 if task == 'segmentation' else 32)
+
+
+@pytest.mark.parametrize('name', ['AFFNet-ET', 'MobileViT-XXS'])
+def test_part_profile_finds_every_part(name, tmp_path):
+    """dense_speed.py --profile: the kernel time of a toy DeepLabv3 export
+    lands in its parts, the token mixer (AFF filters, attention) apart."""
+    from mmaff.deployment.export import export_onnx
+    dense_speed = import_file(f'{ROOT}/tools/benchmarks/dense_speed.py')
+    (key, cfg), = dense_models.dense_configs('segmentation', [name]).items()
+    path = str(tmp_path / f'{key}.onnx')
+    export_onnx(built(cfg), path, (64, 64), postprocess=True,
+                dft_mode='matmul', backend='onnxruntime')
+    parts = dense_speed.onnx_part_profile(path, 1, runs=2)
+    assert list(parts) == list(dense_speed.PARTS)
+    for part in ('mixer', 'backbone (rest)', 'neck + head',
+                 'post-processing'):
+        assert parts[part] > 0, (part, parts)
+    assert parts['added by the runtime'] < 0.3 * sum(parts.values()), parts
+
+
+def test_part_of_reads_module_scopes():
+    part_of = import_file(
+        f'{ROOT}/tools/benchmarks/dense_speed.py').part_of
+    scope = ['', 'model', 'model.backbone', 'model.backbone.layers.2']
+    assert part_of(scope) == 'backbone (rest)'
+    assert part_of(scope + ['model.backbone.layers.2.1.blocks.0.filter']
+                   ) == 'mixer'
+    assert part_of(scope + ['model.backbone.layers.2.1.global_rep.0.attn.'
+                            'qkv']) == 'mixer'
+    assert part_of(['', 'model', 'model.decode_head.conv_seg']
+                   ) == 'neck + head'
+    assert part_of(['', 'label_map']) == 'post-processing'

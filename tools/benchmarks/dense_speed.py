@@ -4,7 +4,7 @@ at 512x512, eager and exported, against the models AFFNet replaces.
     python tools/benchmarks/dense_speed.py [--tasks detection segmentation]
         [--models AFFNet-ET MobileViT-XXS MobileNetV2] [--batches 1]
         [--runtimes onnxruntime openvino] [--threads 2] [--train]
-        [--out-dir work_dirs/dense_speed]
+        [--profile] [--out-dir work_dirs/dense_speed]
 
 The models (tools/benchmarks/dense_models.py): SSDLite with AFFNet-ET /
 -T / AFFNet, MobileViT-XXS / -XS / -S in the same neck and head, and
@@ -15,12 +15,16 @@ end, post-processing included (detectors: decoding and NMS to at most 100
 boxes; segmentors: the label map at the input size):
 
 - ``eager``: the PyTorch model after :func:`mmaff.prepare_for_inference`;
-- ``onnxruntime`` / ``openvino``: its ONNX export (dynamo exporter, fixed
-  size and batch, ``--postprocess`` as ``tools/deployment/export_onnx.py``
-  writes it; AFFNet in the matmul DFT mode).
+- ``onnxruntime`` / ``openvino``: its ONNX export for that runtime
+  (dynamo exporter, fixed size and batch, ``--postprocess --backend
+  RUNTIME`` as ``tools/deployment/export_onnx.py`` writes it; AFFNet in the
+  matmul DFT mode).
 
 ``--train`` adds one training step of each (forward, loss, backward, SGD)
 at its training size (SSDLite 320x320 batch 8, DeepLabv3 512x512 batch 4).
+``--profile`` splits each batch-1 onnxruntime export's kernel time by
+part: the token mixer (AFF filters, MobileViT's attention), the rest of
+the backbone, neck and head, post-processing, and what the runtime adds.
 Every comparison is one interleaved run (shuffled round-robin, warm-up
 untimed; medians). Ratios against the targets of the dense deployment
 issue are printed per runtime. Tables go to stdout and ``OUT_DIR/tables.md``,
@@ -80,6 +84,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--train', action='store_true',
                         help='also time one training step of each model')
     parser.add_argument('--train-rounds', type=int, default=5)
+    parser.add_argument('--profile', action='store_true',
+                        help='also profile each batch-1 onnxruntime export '
+                        'by part (token mixer, rest of the backbone, neck '
+                        'and head, post-processing)')
     parser.add_argument('--out-dir', default='work_dirs/dense_speed')
     args = parser.parse_args(argv)
     # speed.inference_call's settings: fp32 on the CPU
@@ -105,6 +113,14 @@ def build(cfg) -> torch.nn.Module:
     return revert_sync_batchnorm(build_model_from_config(cfg))
 
 
+def export_path(out_dir: str, name: str, batch: int, size: int,
+                runtime: str) -> str:
+    """Where the export of model ``name`` for ``runtime`` goes; one file
+    serves both runtimes where their exports are the same (detectors)."""
+    tag = f'_{runtime}' if name.startswith(PREFIX['segmentation']) else ''
+    return osp.join(out_dir, 'onnx', f'{name}_b{batch}_{size}{tag}.onnx')
+
+
 def inference_fns(args, task: str, batch: int, models: dict) -> dict:
     """``'name|form'`` to a call of the end-to-end model in that form."""
     import numpy as np
@@ -123,18 +139,83 @@ def inference_fns(args, task: str, batch: int, models: dict) -> dict:
             args, module, x.contiguous(memory_format=torch.channels_last))
         for runtime in args.runtimes:
             dft = DEPLOY_DFT[runtime] if 'AFFNet' in name else None
-            path = osp.join(onnx_dir, f'{name}_b{batch}_{size}.onnx')
+            path = export_path(args.out_dir, name, batch, size, runtime)
             if not osp.exists(path):
                 # the exporter reports each of its steps on stdout
                 with contextlib.redirect_stdout(io.StringIO()):
                     export_onnx(model, path, (size, size), batch,
-                                postprocess=True, dft_mode=dft)
+                                postprocess=True, dft_mode=dft,
+                                backend=runtime)
                 print(f'exported {path}', flush=True)
             session = RuntimeSession(path, runtime, args.threads)
             feed = x.numpy().astype(np.float32)
             fns[f'{name}|{runtime}'] = (
                 lambda session=session, feed=feed: session(feed))
     return fns
+
+
+#: Parts of a dense model for the profile, by module scope: the token
+#: mixer (AFF filters, MobileViT's attention) apart from the rest
+PARTS = ('mixer', 'backbone (rest)', 'neck + head', 'post-processing',
+         'added by the runtime')
+
+
+def part_of(scopes: list[str]) -> str:
+    """The part of :data:`PARTS` a node with these module scopes (the
+    dynamo exporter's ``pkg.torch.onnx.name_scopes``) belongs to."""
+    names = [s for s in scopes if s.startswith('model.')]
+    if not names:
+        return 'post-processing'
+    if any(n.endswith(('.filter', '.attn')) or '.filter.' in n
+           or '.attn.' in n for n in names):
+        return 'mixer'
+    if names[0] == 'model.backbone':
+        return 'backbone (rest)'
+    return 'neck + head'
+
+
+def onnx_part_profile(path: str, threads: int, runs: int = 10) -> dict:
+    """onnxruntime's kernel time (ms per run) of each part of the model in
+    ``path``. Nodes onnxruntime adds (layout reorders) or renames beyond
+    recognition count as 'added by the runtime'."""
+    import ast
+    import json
+
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    scopes = {}
+    for node in onnx.load(path, load_external_data=False).graph.node:
+        meta = {p.key: p.value for p in node.metadata_props}
+        names = meta.get('pkg.torch.onnx.name_scopes')
+        part = part_of(ast.literal_eval(names) if names else [])
+        # onnxruntime names rewritten nodes after them or their output
+        for name in (node.name, *node.output):
+            scopes[name] = part
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.enable_profiling = True
+    options.profile_file_prefix = osp.splitext(path)[0] + '_profile'
+    session = ort.InferenceSession(path, options,
+                                   providers=['CPUExecutionProvider'])
+    inp = session.get_inputs()[0]
+    feed = {inp.name: np.random.randn(*inp.shape).astype(np.float32)}
+    for _ in range(runs):
+        session.run(None, feed)
+    with open(session.end_profiling()) as f:
+        events = json.load(f)
+    times = dict.fromkeys(PARTS, 0.)
+    for event in events:
+        name = event['name']
+        if event.get('cat') != 'Node' or not name.endswith('_kernel_time'):
+            continue
+        # fused or converted nodes: 'node_silu/QuickGeluFusion/',
+        # 'relu_5_nchwc'; layout reorders match no name
+        node = name[:-len('_kernel_time')].split('/')[0]
+        node = node[:-len('_nchwc')] if node.endswith('_nchwc') else node
+        part = scopes.get(node, 'added by the runtime')
+        times[part] += event['dur'] / runs / 1e3
+    return times
 
 
 def ratio_rows(times: dict, targets: list, task: str, columns: list,
@@ -183,6 +264,19 @@ def main(argv=None) -> None:
                 report.add('### Against the targets (speed-up, same '
                            'runtime)\n\n' + fmt_table(
                                ['pair', 'batch', 'target'] + columns, rows))
+        if args.profile and 'onnxruntime' in args.runtimes and \
+                1 in args.batches:
+            profiles = {name: onnx_part_profile(
+                export_path(args.out_dir, name, 1, size, 'onnxruntime'),
+                args.threads) for name in models}
+            report.results[f'{task}_profile'] = profiles
+            rows = [[name] + [f'{ms:.1f}' for ms in parts.values()] +
+                    [f'{sum(parts.values()):.1f}']
+                    for name, parts in profiles.items()]
+            report.add(
+                f'### {PREFIX[task]} {size}x{size} in onnxruntime, batch 1: '
+                'kernel time by part (ms per run, profiler)\n\n' +
+                fmt_table(['model', *PARTS, 'total'], rows))
         if args.train:
             fns = {name: model_train_step(build(cfg), task, size,
                                           TRAIN_BATCH[task])
