@@ -200,14 +200,20 @@ def onnx_part_profile(path: str, threads: int, runs: int = 10) -> dict:
                                    providers=['CPUExecutionProvider'])
     inp = session.get_inputs()[0]
     feed = {inp.name: np.random.randn(*inp.shape).astype(np.float32)}
-    for _ in range(runs):
+    # one untimed run: the first one's events (memory first touched)
+    # are left out below
+    for _ in range(runs + 1):
         session.run(None, feed)
     with open(session.end_profiling()) as f:
         events = json.load(f)
     times = dict.fromkeys(PARTS, 0.)
+    seen = set()
     for event in events:
         name = event['name']
         if event.get('cat') != 'Node' or not name.endswith('_kernel_time'):
+            continue
+        if name not in seen:
+            seen.add(name)
             continue
         # fused or converted nodes: 'node_silu/QuickGeluFusion/',
         # 'relu_5_nchwc'; layout reorders match no name
