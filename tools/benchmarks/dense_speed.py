@@ -50,6 +50,7 @@ from speed import (  # noqa: E402
     fmt_table,
     inference_call,
     model_train_step,
+    onnx_kernel_events,
     verdict,
 )
 
@@ -179,11 +180,8 @@ def onnx_part_profile(path: str, threads: int, runs: int = 10) -> dict:
     ``path``. Nodes onnxruntime adds (layout reorders) or renames beyond
     recognition count as 'added by the runtime'."""
     import ast
-    import json
 
-    import numpy as np
     import onnx
-    import onnxruntime as ort
     scopes = {}
     for node in onnx.load(path, load_external_data=False).graph.node:
         meta = {p.key: p.value for p in node.metadata_props}
@@ -192,32 +190,11 @@ def onnx_part_profile(path: str, threads: int, runs: int = 10) -> dict:
         # onnxruntime names rewritten nodes after them or their output
         for name in (node.name, *node.output):
             scopes[name] = part
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.enable_profiling = True
-    options.profile_file_prefix = osp.splitext(path)[0] + '_profile'
-    session = ort.InferenceSession(path, options,
-                                   providers=['CPUExecutionProvider'])
-    inp = session.get_inputs()[0]
-    feed = {inp.name: np.random.randn(*inp.shape).astype(np.float32)}
-    # one untimed run: the first one's events (memory first touched)
-    # are left out below
-    for _ in range(runs + 1):
-        session.run(None, feed)
-    with open(session.end_profiling()) as f:
-        events = json.load(f)
     times = dict.fromkeys(PARTS, 0.)
-    seen = set()
-    for event in events:
-        name = event['name']
-        if event.get('cat') != 'Node' or not name.endswith('_kernel_time'):
-            continue
-        if name not in seen:
-            seen.add(name)
-            continue
+    for event in onnx_kernel_events(path, threads, runs):
         # fused or converted nodes: 'node_silu/QuickGeluFusion/',
         # 'relu_5_nchwc'; layout reorders match no name
-        node = name[:-len('_kernel_time')].split('/')[0]
+        node = event['name'][:-len('_kernel_time')].split('/')[0]
         node = node[:-len('_nchwc')] if node.endswith('_nchwc') else node
         part = scopes.get(node, 'added by the runtime')
         times[part] += event['dur'] / runs / 1e3

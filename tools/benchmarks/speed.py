@@ -650,9 +650,10 @@ def export_classifier(model: nn.Module, batch: int, size: int,
         export_onnx(model, path, (size, size), batch_size=batch)
 
 
-def onnx_profile(path: str, threads: int, runs: int = 10) -> dict:
-    """onnxruntime's kernel time per op type of ``path`` (shares of the
-    summed kernel time, node counts), from its built-in profiler."""
+def onnx_kernel_events(path: str, threads: int, runs: int = 10) -> list:
+    """onnxruntime's per-node kernel-time events of ``runs`` runs of
+    ``path`` on a random input, from its built-in profiler. One more run
+    goes first, untimed: its events (memory first touched) are left out."""
     import numpy as np
     import onnxruntime as ort
     options = ort.SessionOptions()
@@ -661,20 +662,32 @@ def onnx_profile(path: str, threads: int, runs: int = 10) -> dict:
     options.profile_file_prefix = osp.splitext(path)[0] + '_profile'
     session = ort.InferenceSession(path, options,
                                    providers=['CPUExecutionProvider'])
-    feed = {session.get_inputs()[0].name: np.random.rand(
-        *session.get_inputs()[0].shape).astype(np.float32)}
-    for _ in range(runs):
+    inp = session.get_inputs()[0]
+    feed = {inp.name: np.random.randn(*inp.shape).astype(np.float32)}
+    for _ in range(runs + 1):
         session.run(None, feed)
     with open(session.end_profiling()) as f:
         events = json.load(f)
+    kept, seen = [], set()
+    for event in events:
+        name = event['name']
+        if event.get('cat') != 'Node' or not name.endswith('_kernel_time'):
+            continue
+        if name in seen:
+            kept.append(event)
+        seen.add(name)
+    return kept
+
+
+def onnx_profile(path: str, threads: int, runs: int = 10) -> dict:
+    """onnxruntime's kernel time per op type of ``path`` (shares of the
+    summed kernel time, node counts)."""
     times: dict[str, float] = {}
     counts: dict[str, int] = {}
-    for event in events:
-        if event.get('cat') == 'Node' and event['name'].endswith(
-                '_kernel_time'):
-            op = event['args']['op_name']
-            times[op] = times.get(op, 0.) + event['dur']
-            counts[op] = counts.get(op, 0) + 1
+    for event in onnx_kernel_events(path, threads, runs):
+        op = event['args']['op_name']
+        times[op] = times.get(op, 0.) + event['dur']
+        counts[op] = counts.get(op, 0) + 1
     total = sum(times.values())
     return {op: dict(share=t / total, nodes=counts[op] // runs,
                      ms=t / runs / 1e3)
