@@ -47,8 +47,10 @@ sys.path.insert(0, ROOT)
 from speed import (  # noqa: E402
     DEPLOY_DFT,
     Report,
+    build_from_config,
     fmt_table,
     inference_call,
+    installed_runtimes,
     model_train_step,
     onnx_kernel_events,
     verdict,
@@ -94,24 +96,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     # speed.inference_call's settings: fp32 on the CPU
     args.amp, args.device = None, 'cpu'
     if args.runtimes is None:
-        args.runtimes = [r for r in ('onnxruntime', 'openvino')
-                         if _importable(r)]
+        args.runtimes = installed_runtimes()
     return args
-
-
-def _importable(package: str) -> bool:
-    try:
-        __import__(package)
-    except ImportError:
-        return False
-    return True
-
-
-def build(cfg) -> torch.nn.Module:
-    from mmengine.model import revert_sync_batchnorm
-
-    from mmaff.utils.config import build_model_from_config
-    return revert_sync_batchnorm(build_model_from_config(cfg))
 
 
 def export_path(out_dir: str, name: str, batch: int, size: int,
@@ -228,7 +214,8 @@ def main(argv=None) -> None:
     report.results['machine'] = machine_description()
     for task in args.tasks:
         configs = dense_configs(task, args.models)
-        models = {name: build(cfg).eval() for name, cfg in configs.items()}
+        models = {name: build_from_config(cfg).eval()
+                  for name, cfg in configs.items()}
         size = TASKS[task]
         columns = ['eager'] + list(args.runtimes)
         for batch in args.batches:
@@ -261,7 +248,7 @@ def main(argv=None) -> None:
                 'kernel time by part (ms per run, profiler)\n\n' +
                 fmt_table(['model', *PARTS, 'total'], rows))
         if args.train:
-            fns = {name: model_train_step(build(cfg), task, size,
+            fns = {name: model_train_step(build_from_config(cfg), task, size,
                                           TRAIN_BATCH[task])
                    for name, cfg in configs.items()}
             samples = time_interleaved(fns, args.train_rounds, warmup=2)

@@ -28,13 +28,9 @@ sys.path.insert(0, osp.join(ROOT, 'tools', 'deployment'))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'benchmarks'))
 sys.path.insert(0, ROOT)
 
-#: name -> (config, input size): the classifiers as speed.py builds them,
-#: the SSDLite models as dense_speed.py does
-CLASSIFIERS = {
-    'AFFNet-ET': 'configs/classification/affnet-et_8xb128_in1k.py',
-    'MobileViT-XXS': 'mmpretrain::mobilevit/mobilevit-xxsmall_8xb128_in1k.py',
-    'MobileNetV2': 'mmpretrain::mobilenet_v2/mobilenet-v2_8xb32_in1k.py',
-}
+#: the classifiers of speed.py compared here (its MobileNetV2 is 1.0 wide)
+CLASSIFIERS = {'AFFNet-ET': 'AFFNet-ET', 'MobileViT-XXS': 'MobileViT-XXS',
+               'MobileNetV2': 'MobileNetV2-1.0'}
 SSDLITES = ('AFFNet-ET', 'MobileViT-XXS', 'MobileNetV2')
 # (ours, peer, speed-up to reach)
 TARGETS = [('AFFNet-ET', 'MobileViT-XXS', 1.3),
@@ -53,16 +49,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def model_configs() -> dict:
-    """``{name: (config, input size)}`` of every model timed."""
+    """``{name: (config, input size)}`` of every model timed: the
+    classifiers as speed.py builds them, the SSDLite models as
+    dense_speed.py does."""
     from dense_models import ssdlite_config
-    from mmengine.hub import get_config
-
-    from mmaff.utils.config import read_config
-    configs = {}
-    for name, path in CLASSIFIERS.items():
-        cfg = get_config(path) if '::' in path else read_config(
-            osp.join(ROOT, path))
-        configs[name] = (cfg, 256)
+    from speed import CLASSIFIERS as SPEED_CLASSIFIERS
+    from speed import config_of
+    configs = {name: (config_of(SPEED_CLASSIFIERS[key]), 256)
+               for name, key in CLASSIFIERS.items()}
     for name in SSDLITES:
         configs[f'SSDLite-{name}'] = (ssdlite_config(name), 320)
     return configs
@@ -86,16 +80,15 @@ def main(argv=None) -> int:
         set_threads,
         time_methods,
     )
-    from mmengine.model import revert_sync_batchnorm
+    from speed import build_from_config
 
     from mmaff.deployment.export import flatten_outputs
-    from mmaff.utils.config import build_model_from_config
     os.makedirs(osp.join(args.out_dir, 'pte'), exist_ok=True)
     set_threads(args.threads)
     methods, checks = {}, {}
     for name, (cfg, size) in model_configs().items():
         torch.manual_seed(0)
-        model = revert_sync_batchnorm(build_model_from_config(cfg)).eval()
+        model = build_from_config(cfg).eval()
         program, module = export_program(model, (size, size))
         path = osp.join(args.out_dir, 'pte', f'{name}.pte')
         with open(path, 'wb') as f:

@@ -153,16 +153,33 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # ----------------------------------------------------------------- helpers
-def build_model(path: str) -> nn.Module:
+def config_of(path: str):
+    """The config at ``path`` (relative to the checkout), or another
+    OpenMMLab package's as ``mmpretrain::dir/name.py``."""
     from mmengine.config import Config
     from mmengine.hub import get_config
+    return get_config(path) if '::' in path else Config.fromfile(
+        osp.join(ROOT, path))
+
+
+def build_model(path: str) -> nn.Module:
+    return build_from_config(config_of(path))
+
+
+def build_from_config(cfg) -> nn.Module:
+    """The model of ``cfg``, SyncBN reverted to BN (the distributed
+    configs' SyncBN needs a process group)."""
     from mmengine.model import revert_sync_batchnorm
 
     from mmaff.utils.config import build_model_from_config
-    cfg = get_config(path) if '::' in path else Config.fromfile(
-        osp.join(ROOT, path))
-    # SyncBN of the distributed configs needs a process group
     return revert_sync_batchnorm(build_model_from_config(cfg))
+
+
+def installed_runtimes() -> list[str]:
+    """The ONNX runtimes this Python can import, of those compared."""
+    import importlib.util
+    return [r for r in ('onnxruntime', 'openvino')
+            if importlib.util.find_spec(r)]
 
 
 def autocast(args) -> torch.autocast:
@@ -796,9 +813,7 @@ def main(argv=None) -> None:
             raise SystemExit('--sections deployment runs on the CPU '
                              '(onnxruntime / OpenVINO CPU plugins)')
         if args.runtimes is None:
-            import importlib.util
-            args.runtimes = [r for r in ('onnxruntime', 'openvino')
-                             if importlib.util.find_spec(r)]
+            args.runtimes = installed_runtimes()
     malloc = False if args.no_malloc_tuning else tune_malloc()
     torch.set_num_threads(args.threads)
     import mmaff  # noqa: F401  (registers AFFNet and the compat fixes)
